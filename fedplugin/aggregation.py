@@ -1,0 +1,251 @@
+"""Rules that combine the workers' parameters into one global model.
+
+Every rule is a pure function of a sequence of parameter dicts (one per worker,
+``{name: ndarray}``) and a weight per worker (the samples it trained since the
+last round). The small classes only choose and configure a function, so any
+callable ``rule(updates, weights) -> dict`` works wherever an aggregator is
+expected, and a ``{parameter name: rule}`` mapping gives each parameter its own
+rule.
+
+Examples
+--------
+>>> import numpy as np
+>>> updates = [{"w": np.array([0.0, 2.0])}, {"w": np.array([4.0, 6.0])}]
+>>> WeightedMean()(updates, [3, 1])["w"]
+array([1., 3.])
+>>> Mean()(updates, [3, 1])["w"]
+array([2., 4.])
+>>> rule = as_aggregator({"w": Median()})
+>>> rule(updates + [{"w": np.array([100.0, 100.0])}], [1, 1, 1])["w"]
+array([4., 6.])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+Rule = Callable[[Sequence[Params], Sequence[float]], Params]
+
+
+def _stack(updates: Sequence[Params], name: str) -> np.ndarray:
+    return np.stack([np.asarray(update[name], dtype=np.float64) for update in updates])
+
+
+def _check_updates(updates: Sequence[Params], weights: Sequence[float]) -> np.ndarray:
+    if len(updates) == 0:
+        raise ValueError("cannot aggregate zero updates; expected at least one worker")
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(updates),):
+        raise ValueError(
+            f"got {weights.shape[0] if weights.ndim else 'scalar'} weights for "
+            f"{len(updates)} updates; expected one weight per update"
+        )
+    if np.any(weights < 0) or not np.all(np.isfinite(weights)):
+        raise ValueError(f"weights={weights.tolist()} must be finite and >= 0")
+    return weights
+
+
+def weighted_mean(updates: Sequence[Params], weights: Sequence[float]) -> Params:
+    """Average each parameter, weighting worker ``i`` by ``weights[i]`` (FedAvg).
+
+    McMahan et al., "Communication-Efficient Learning of Deep Networks from
+    Decentralized Data", AISTATS 2017. Falls back to the plain mean when all
+    weights are zero.
+    """
+    weights = _check_updates(updates, weights)
+    if weights.sum() == 0:
+        weights = np.ones_like(weights)
+    weights = weights / weights.sum()
+    return {
+        name: np.tensordot(weights, _stack(updates, name), axes=1) for name in updates[0]
+    }
+
+
+def mean(updates: Sequence[Params], weights: Sequence[float] | None = None) -> Params:
+    """Average each parameter with every worker counting the same."""
+    return weighted_mean(updates, np.ones(len(updates)))
+
+
+def median(updates: Sequence[Params], weights: Sequence[float] | None = None) -> Params:
+    """Coordinate-wise median; weights are ignored.
+
+    Yin et al., "Byzantine-Robust Distributed Learning: Towards Optimal
+    Statistical Rates", ICML 2018.
+    """
+    _check_updates(updates, np.ones(len(updates)))
+    return {name: np.median(_stack(updates, name), axis=0) for name in updates[0]}
+
+
+def trimmed_mean(
+    updates: Sequence[Params], weights: Sequence[float] | None = None, *, beta: float = 0.1
+) -> Params:
+    """Coordinate-wise mean after dropping the ``floor(beta * n)`` lowest and highest values.
+
+    Yin et al., "Byzantine-Robust Distributed Learning: Towards Optimal
+    Statistical Rates", ICML 2018. Weights are ignored.
+    """
+    _check_beta(beta)
+    _check_updates(updates, np.ones(len(updates)))
+    n_trim = int(np.floor(beta * len(updates)))
+    result = {}
+    for name in updates[0]:
+        values = np.sort(_stack(updates, name), axis=0)
+        result[name] = values[n_trim : len(updates) - n_trim].mean(axis=0)
+    return result
+
+
+def krum(
+    updates: Sequence[Params], weights: Sequence[float] | None = None, *, n_byzantine: int = 1
+) -> Params:
+    """Pick the update closest to its ``n - f - 2`` nearest neighbours (Krum).
+
+    Blanchard et al., "Machine Learning with Adversaries: Byzantine Tolerant
+    Gradient Descent", NeurIPS 2017. Distances are over all parameters
+    flattened together. Needs ``n > 2 * f + 2`` workers for its guarantee; with
+    fewer it still picks the most central update. Weights are ignored.
+    """
+    _check_updates(updates, np.ones(len(updates)))
+    if n_byzantine < 0:
+        raise ValueError(f"n_byzantine={n_byzantine} must be >= 0")
+    flat = np.stack(
+        [np.concatenate([np.ravel(update[name]) for name in updates[0]]) for update in updates]
+    )
+    distances = ((flat[:, None, :] - flat[None, :, :]) ** 2).sum(axis=-1)
+    n_neighbours = max(1, len(updates) - n_byzantine - 2)
+    scores = [np.sort(np.delete(row, i))[:n_neighbours].sum() for i, row in enumerate(distances)]
+    chosen = updates[int(np.argmin(scores))]
+    return {name: np.array(value, dtype=np.float64) for name, value in chosen.items()}
+
+
+def _check_beta(beta: float) -> None:
+    if not (isinstance(beta, (int, float)) and 0 <= beta < 0.5):
+        raise ValueError(f"beta={beta!r} is outside [0, 0.5); expected a fraction such as 0.1")
+
+
+class Aggregator:
+    """Base class of the configured rules: subclasses implement :meth:`__call__`."""
+
+    def __call__(self, updates: Sequence[Params], weights: Sequence[float]) -> Params:
+        raise NotImplementedError
+
+    def check_names(self, names: Sequence[str]) -> None:
+        """Raise ``ValueError`` if the rule cannot combine parameters called ``names``."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class WeightedMean(Aggregator):
+    """FedAvg: the mean weighted by samples trained since the last round."""
+
+    def __call__(self, updates, weights):
+        return weighted_mean(updates, weights)
+
+
+class Mean(Aggregator):
+    """The plain mean: every worker counts the same."""
+
+    def __call__(self, updates, weights):
+        return mean(updates, weights)
+
+
+class Median(Aggregator):
+    """Coordinate-wise median (Yin et al., ICML 2018)."""
+
+    def __call__(self, updates, weights):
+        return median(updates, weights)
+
+
+class TrimmedMean(Aggregator):
+    """Coordinate-wise trimmed mean (Yin et al., ICML 2018).
+
+    Parameters
+    ----------
+    beta : float in [0, 0.5)
+        Fraction of workers trimmed at each end, per coordinate.
+    """
+
+    def __init__(self, beta: float = 0.1):
+        _check_beta(beta)
+        self.beta = beta
+
+    def __call__(self, updates, weights):
+        return trimmed_mean(updates, weights, beta=self.beta)
+
+
+class Krum(Aggregator):
+    """Krum (Blanchard et al., NeurIPS 2017): keep the most central worker's update.
+
+    Parameters
+    ----------
+    n_byzantine : int
+        How many workers may be faulty or malicious.
+    """
+
+    def __init__(self, n_byzantine: int = 1):
+        if not isinstance(n_byzantine, int) or n_byzantine < 0:
+            raise ValueError(f"n_byzantine={n_byzantine!r} must be an int >= 0")
+        self.n_byzantine = n_byzantine
+
+    def __call__(self, updates, weights):
+        return krum(updates, weights, n_byzantine=self.n_byzantine)
+
+
+class PerParameter(Aggregator):
+    """Give each parameter its own rule, e.g. median for ``coef_``, mean for ``intercept_``.
+
+    Parameters
+    ----------
+    rules : mapping of str to rule
+        Parameter name to aggregator (any ``rule(updates, weights)`` callable).
+    default : rule, optional
+        Used for parameters not named in ``rules``. Without it every parameter
+        must be named.
+    """
+
+    def __init__(self, rules: Mapping[str, Rule], default: Rule | None = None):
+        self.rules = {name: as_aggregator(rule) for name, rule in rules.items()}
+        self.default = None if default is None else as_aggregator(default)
+
+    def check_names(self, names: Sequence[str]) -> None:
+        unknown = sorted(set(self.rules) - set(names))
+        missing = sorted(set(names) - set(self.rules)) if self.default is None else []
+        if unknown or missing:
+            raise ValueError(
+                f"per-parameter aggregator does not match the model: unknown names "
+                f"{unknown}, names without a rule {missing}; the model's parameters are "
+                f"{sorted(names)}"
+            )
+
+    def __call__(self, updates, weights):
+        self.check_names(list(updates[0]))
+        result = {}
+        for name in updates[0]:
+            rule = self.rules.get(name, self.default)
+            result[name] = rule([{name: update[name]} for update in updates], weights)[name]
+        return result
+
+
+def as_aggregator(obj: Any) -> Rule:
+    """Turn a rule, a callable or a ``{name: rule}`` mapping into an aggregator.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is none of these.
+    """
+    if isinstance(obj, Mapping):
+        return PerParameter(obj)
+    if isinstance(obj, type) and issubclass(obj, Aggregator):
+        raise TypeError(f"aggregator={obj.__name__} is a class; expected an instance such as {obj.__name__}()")
+    if callable(obj):
+        return obj
+    raise TypeError(
+        f"aggregator={obj!r} is not usable; expected an Aggregator such as WeightedMean(), "
+        "a callable rule(updates, weights) -> dict, or a {parameter name: rule} mapping"
+    )

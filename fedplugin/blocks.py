@@ -1,0 +1,323 @@
+"""Turn the user's training data into blocks that are trained where they live.
+
+Three kinds of input are accepted:
+
+* numpy arrays (and pandas objects): split into blocks of ``block_size`` rows
+  and scattered over the workers, ``X`` and ``y`` of a block together;
+* dask arrays: one block per row chunk;
+* dask dataframes / series: one block per partition.
+
+A dask block that is already in memory on the cluster (the collection was
+persisted) is *resident*: the training task is pinned to the worker holding it
+and receives it as a dependency, so it never moves. A lazy block is computed
+inside the training task, on the worker that trains it, one block at a time, so
+memory stays flat however large the collection is. The client never gathers
+training data.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import numpy as np
+from distributed import Client, Future, wait
+from sklearn.utils.multiclass import check_classification_targets
+
+try:  # pandas and dask.dataframe are optional
+    import pandas as pd
+except ImportError:  # pragma: no cover - pandas ships with dask[dataframe]
+    pd = None
+
+
+@dataclass(frozen=True)
+class LazyPart:
+    """A lazy piece of a dask collection, computed inside the task that trains it."""
+
+    delayed: Any
+
+    def load(self) -> Any:
+        (value,) = dask.compute(self.delayed, scheduler="sync")
+        return value
+
+
+@dataclass
+class BlockRef:
+    """One block of training data as the coordinator schedules it.
+
+    Attributes
+    ----------
+    index : int
+        Position in the block order (the order of the rows).
+    x, y : Future, LazyPart or None
+        Where the block's features and targets come from. For scattered numpy
+        input ``x`` holds the ``(X, y)`` pair and ``y`` is ``None``.
+    n_rows : int or None
+        Rows in the block, when known before training.
+    home : str or None
+        Address of the worker holding a resident block.
+    """
+
+    index: int
+    x: Any
+    y: Any
+    n_rows: int | None
+    home: str | None = None
+
+
+@dataclass
+class TrainingData:
+    """Validated training input: its blocks and what is known about it."""
+
+    blocks: list[BlockRef]
+    n_features: int
+    n_samples: int | None
+    classes: np.ndarray | None
+    # Scattered numpy blocks live only as long as this object holds their futures.
+
+
+def load_block(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Materialise one block as ``(X, y)`` numpy arrays, inside a task."""
+    if isinstance(x, LazyPart):
+        x = x.load()
+    if isinstance(y, LazyPart):
+        y = y.load()
+    if y is None:
+        x, y = x
+    # Global parameters are float64; scikit-learn's SGD needs X of the same dtype.
+    return _to_numpy(x).astype(np.float64, copy=False), np.ravel(_to_numpy(y))
+
+
+def check_block(
+    index: int, X: np.ndarray, y: np.ndarray, n_features: int, classes: np.ndarray | None
+) -> None:
+    """Raise ``ValueError`` naming block ``index`` if it cannot be trained on.
+
+    NaN and infinite values are left to the estimator's own ``partial_fit``
+    check, which the plugin reports with the block index: checking twice would
+    cost about a tenth of the training time.
+    """
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(
+            f"block {index}: X has shape {X.shape}; expected {n_features} features"
+        )
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"block {index}: X has {X.shape[0]} rows but y has {y.shape[0]}; "
+            "expected the same number of rows (same row chunks / partitions)"
+        )
+    if classes is not None:
+        _check_labels(y, classes, f"block {index}: y")
+
+
+def prepare(
+    client: Client,
+    X: Any,
+    y: Any,
+    *,
+    block_size: int,
+    n_features: int | None,
+    classes: np.ndarray | None,
+    is_classifier: bool,
+) -> TrainingData:
+    """Validate ``X``/``y`` and cut them into blocks placed on the cluster.
+
+    Every check that needs no pass over the data happens here, on the client,
+    before anything is trained: types, dimensions, feature count, lengths and
+    row chunks, emptiness. Numpy input is also checked for NaN/inf and unknown
+    labels here; dask blocks are checked inside the training task, before each
+    block is trained, and the coordinator rolls the global model back if one
+    fails.
+    """
+    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
+        raise ValueError(f"block_size={block_size!r} must be an int >= 1")
+    x_kind, y_kind = _kind(X, "X"), _kind(y, "y")
+    if (x_kind == "numpy") != (y_kind == "numpy"):
+        raise TypeError(
+            f"X is a {x_kind} and y is a {y_kind}; expected both in memory (numpy/pandas) "
+            "or both dask collections, e.g. y = da.from_array(y, chunks=(X.chunks[0],))"
+        )
+    if x_kind == "numpy":
+        return _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
+    if x_kind == "dask array":
+        return _prepare_dask_array(client, X, y, n_features, classes, is_classifier)
+    return _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier)
+
+
+def _kind(data: Any, label: str) -> str:
+    if isinstance(data, np.ndarray) or (pd is not None and isinstance(data, (pd.DataFrame, pd.Series))):
+        return "numpy"
+    if isinstance(data, list):
+        return "numpy"
+    module = type(data).__module__
+    if module.startswith("dask.array") or module.startswith("dask_array"):
+        return "dask array"
+    if module.startswith("dask.dataframe") or module.startswith("dask_expr"):
+        return "dask dataframe"
+    raise TypeError(
+        f"{label} is a {type(data).__module__}.{type(data).__name__}; expected a numpy array, "
+        "a pandas object, a dask array or a dask dataframe/series"
+    )
+
+
+def _to_numpy(data: Any) -> np.ndarray:
+    if pd is not None and isinstance(data, (pd.DataFrame, pd.Series)):
+        return data.to_numpy()
+    return np.asarray(data)
+
+
+def _check_finite(values: np.ndarray, label: str) -> None:
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+        raise TypeError(f"{label} has dtype {values.dtype}; expected real numbers")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = np.argwhere(~np.isfinite(values))[0].tolist()
+        raise ValueError(
+            f"{label} contains NaN or infinite values (first at index {bad}); expected finite numbers"
+        )
+
+
+def _check_labels(y: np.ndarray, classes: np.ndarray, label: str) -> None:
+    known = np.isin(y, classes)
+    if not known.all():
+        unknown = np.unique(y[~known])[:5].tolist()
+        raise ValueError(f"{label} has labels {unknown} not in classes={classes.tolist()}")
+
+
+def _check_features(n_found: int, n_features: int | None) -> None:
+    if n_features is not None and n_found != n_features:
+        raise ValueError(
+            f"X has {n_found} features; expected {n_features} as the model was initialised with"
+        )
+
+
+def _check_empty(n_rows: int | None) -> None:
+    if n_rows == 0:
+        raise ValueError("X has 0 samples; expected at least one")
+
+
+def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier) -> TrainingData:
+    X, y = _to_numpy(X), _to_numpy(y)
+    if X.ndim != 2:
+        raise ValueError(f"X has shape {X.shape}; expected a 2-d array (samples, features)")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y has shape {y.shape}; expected a 1-d array of targets")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}; expected the same")
+    _check_empty(X.shape[0])
+    _check_features(X.shape[1], n_features)
+    _check_finite(X, "X")
+    if is_classifier:
+        check_classification_targets(y)
+        if classes is None:
+            classes = np.unique(y)
+        _check_labels(y, classes, "y")
+    else:
+        _check_finite(y, "y")
+    starts = range(0, X.shape[0], block_size)
+    pairs = [(X[s : s + block_size], y[s : s + block_size]) for s in starts]
+    futures = client.scatter(pairs, hash=False)
+    homes = client.who_has(futures)
+    blocks = [
+        BlockRef(i, fut, None, len(pair[1]), _first(homes.get(fut.key)))
+        for i, (fut, pair) in enumerate(zip(futures, pairs))
+    ]
+    return TrainingData(blocks, X.shape[1], X.shape[0], classes)
+
+
+def _prepare_dask_array(client, X, y, n_features, classes, is_classifier) -> TrainingData:
+    import dask.array as da
+
+    if X.ndim != 2:
+        raise ValueError(f"X has shape {X.shape}; expected a 2-d array (samples, features)")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y has shape {y.shape}; expected a 1-d array of targets")
+    if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in y.chunks[0]):
+        X, y = X.compute_chunk_sizes(), y.compute_chunk_sizes()
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}; expected the same")
+    if X.chunks[0] != y.chunks[0]:
+        raise ValueError(
+            f"X row chunks {X.chunks[0][:5]}... differ from y chunks {y.chunks[0][:5]}...; "
+            "expected the same row chunks, e.g. y = y.rechunk(X.chunks[0])"
+        )
+    _check_empty(X.shape[0])
+    _check_features(X.shape[1], n_features)
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    if is_classifier and classes is None:
+        classes = da.unique(y).compute()
+    x_parts = _parts(client, X, _array_parts)
+    y_parts = _parts(client, y, _array_parts)
+    blocks = _block_refs(client, x_parts, y_parts, list(X.chunks[0]))
+    return TrainingData(blocks, X.shape[1], X.shape[0], classes)
+
+
+def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier) -> TrainingData:
+    import dask.dataframe as dd
+
+    if not isinstance(X, dd.DataFrame):
+        raise ValueError("X is a dask series; expected a dask dataframe (samples, features)")
+    if isinstance(y, dd.DataFrame):
+        if len(y.columns) != 1:
+            raise ValueError(f"y has {len(y.columns)} columns; expected a series of targets")
+        y = y[y.columns[0]]
+    if X.npartitions != y.npartitions:
+        raise ValueError(
+            f"X has {X.npartitions} partitions and y has {y.npartitions}; expected the same "
+            "partitions, e.g. y taken from the same dataframe as X"
+        )
+    if X.known_divisions and y.known_divisions and tuple(X.divisions) != tuple(y.divisions):
+        raise ValueError("X and y have different divisions; expected the same partitions")
+    _check_features(len(X.columns), n_features)
+    if is_classifier and classes is None:
+        classes = np.sort(np.asarray(y.unique().compute()))
+    x_parts = _parts(client, X, _frame_parts)
+    y_parts = _parts(client, y, _frame_parts)
+    blocks = _block_refs(client, x_parts, y_parts, [None] * len(x_parts))
+    return TrainingData(blocks, len(X.columns), None, classes)
+
+
+def _parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -> list[Any]:
+    """Each part of ``collection`` as a Future when it is in cluster memory, else a LazyPart.
+
+    ``split`` cuts the collection into one Delayed per block.
+    """
+    graph = collection.__dask_graph__()
+    delayed_parts = split(collection)
+    if all(isinstance(graph.get(part.key), Future) for part in delayed_parts):
+        return [Future(part.key, client) for part in delayed_parts]
+    if any(isinstance(value, Future) for value in dict(graph).values()):
+        # Derived from persisted data: computing it inside a task would need
+        # the cluster, so materialise it once, where dask places it.
+        persisted = client.persist(collection)
+        wait(persisted)
+        return _parts(client, persisted, split)
+    return [LazyPart(part) for part in delayed_parts]
+
+
+def _array_parts(array: Any) -> list[Any]:
+    return list(array.to_delayed().ravel())
+
+
+def _frame_parts(frame: Any) -> list[Any]:
+    return list(frame.to_delayed())
+
+
+def _block_refs(client, x_parts, y_parts, n_rows) -> list[BlockRef]:
+    resident = [p for p in x_parts if isinstance(p, Future)]
+    homes = client.who_has(resident) if resident else {}
+    return [
+        BlockRef(i, x, y, None if rows is None else int(rows), _first(homes.get(x.key)) if isinstance(x, Future) else None)
+        for i, (x, y, rows) in enumerate(zip(x_parts, y_parts, n_rows))
+    ]
+
+
+def _first(addresses: Any) -> str | None:
+    return sorted(addresses)[0] if addresses else None

@@ -1,0 +1,595 @@
+"""The client-side coordinator: places work, runs rounds, aggregates, keeps history.
+
+A round goes like this:
+
+1. the policy says how many blocks the cluster trains (``EveryNBatches``) or
+   leaves it open (time, drift, custom checks run on the workers);
+2. every worker gets a training task covering a run of the blocks that live on
+   it (coarse tasks: many blocks each, never one task per block);
+3. the coordinator waits for every task it submitted; a worker whose check
+   fires ends its own task, hands back its untrained blocks and signals the
+   others through an event topic;
+4. the workers' parameters (returned by their last task) are combined by the
+   aggregator, weighted by samples trained since the last round;
+5. the result is sent to every worker and kept, versioned, in the scheduler's
+   :class:`~fedplugin.store.ModelStore`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import sys
+import time
+import uuid
+import warnings
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from distributed import Client, as_completed
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import NotFittedError
+
+from . import tasks
+from .adapters import adapter_for
+from .aggregation import WeightedMean, as_aggregator
+from .blocks import TrainingData, prepare
+from .history import Round
+from .plugin import FederatedModelPlugin, TrainResult
+from .store import GlobalModel, ModelStore
+from .sync import SyncPolicy, as_policy
+
+logger = logging.getLogger("fedplugin")
+
+#: How often a block may be lost with its worker before ``fit`` gives up.
+MAX_ATTEMPTS = 3
+
+
+class Coordinator:
+    """Train one federated model on a Dask cluster, round by round.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        Client of the cluster the plugin is registered on.
+    plugin : FederatedModelPlugin or str
+        The registered plugin, or its name.
+    sync : SyncPolicy or int, default EveryNBatches(50)
+        When to synchronize; an int ``n`` means ``EveryNBatches(n)``.
+    aggregator : callable or mapping, default WeightedMean()
+        How to combine the workers' parameters: an
+        :class:`~fedplugin.aggregation.Aggregator`, any callable
+        ``rule(updates, weights) -> dict``, or ``{parameter name: rule}``.
+    block_size : int, default 4096
+        Rows per block when numpy input is split and scattered.
+    max_task_blocks : int, default 64
+        Most blocks one training task covers when the policy sets no count.
+    preempt : bool, default False
+        When a worker ends a round (time, drift, ...): ``False`` lets the other
+        workers' running tasks finish; ``True`` stops them after their current
+        block and their untrained blocks are trained after the round.
+    progress : bool or None, default None
+        Show a tqdm progress bar during ``fit``; ``None`` shows it when stderr is
+        a terminal.
+
+    Attributes
+    ----------
+    history : list of Round
+        One record per synchronization round.
+    version : int
+        Version of the current global model (-1 before the first fit).
+
+    Examples
+    --------
+    >>> from dask.distributed import Client, LocalCluster           # doctest: +SKIP
+    >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
+    >>> plugin = FederatedModelPlugin(SGDClassifier(), classes=[0, 1])  # doctest: +SKIP
+    >>> client.register_plugin(plugin)                             # doctest: +SKIP
+    >>> coord = Coordinator(client, plugin, sync=EveryNBatches(50))  # doctest: +SKIP
+    >>> coord.fit(X, y).global_model()                             # doctest: +SKIP
+    SGDClassifier()
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        plugin: FederatedModelPlugin | str,
+        *,
+        sync: SyncPolicy | int | None = None,
+        aggregator: Any = None,
+        block_size: int = 4096,
+        max_task_blocks: int = 64,
+        preempt: bool = False,
+        progress: bool | None = None,
+    ) -> None:
+        if not isinstance(client, Client):
+            raise TypeError(f"client={client!r} is not a distributed.Client")
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size={block_size!r} must be an int >= 1")
+        if isinstance(max_task_blocks, bool) or not isinstance(max_task_blocks, int) or max_task_blocks < 1:
+            raise ValueError(f"max_task_blocks={max_task_blocks!r} must be an int >= 1")
+        self.client = client
+        self.policy = as_policy(sync)
+        self.aggregator = as_aggregator(WeightedMean() if aggregator is None else aggregator)
+        self.block_size = block_size
+        self.max_task_blocks = max_task_blocks
+        self.preempt = bool(preempt)
+        self.progress = progress
+        self.name, self.estimator, self.classes = self._resolve_plugin(plugin)
+        self.adapter = adapter_for(self.estimator)
+        self.history: list[Round] = []
+        self._total_samples = 0
+        self._signals: list[dict[str, Any]] = []
+        client.register_plugin(ModelStore())
+        stored = client.run_on_scheduler(tasks.store_get, self.name)
+        self._global: GlobalModel | None = None if stored is None else GlobalModel.from_bytes(stored)
+
+    # ------------------------------------------------------------------ public
+    @property
+    def version(self) -> int:
+        return -1 if self._global is None else self._global.version
+
+    @property
+    def n_features(self) -> int | None:
+        """Number of features of the global model (``None`` before the first fit)."""
+        return None if self._global is None else self._global.n_features
+
+    @property
+    def rounds(self) -> int:
+        """Synchronization rounds completed over the global model's life."""
+        return 0 if self._global is None else self._global.rounds
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard's address, where ``fedplugin-train`` tasks show up."""
+        return self.client.dashboard_link
+
+    def fit(self, X: Any, y: Any, *, epochs: int = 1) -> Coordinator:
+        """Train on ``X``, ``y`` for ``epochs`` passes, continuing from the global model.
+
+        Parameters
+        ----------
+        X : numpy array, pandas DataFrame, dask array or dask DataFrame
+            Training features, ``(n_samples, n_features)``.
+        y : numpy array, pandas Series, dask array or dask Series
+            Targets; a dask ``y`` must have the same row chunks (partitions) as ``X``.
+        epochs : int, default 1
+            Passes over the data; every block is trained exactly once per epoch.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError, TypeError
+            On bad input (see :func:`fedplugin.blocks.prepare`). The global
+            model and history are then as they were before the call.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs={epochs!r} must be an int >= 1")
+        data = prepare(
+            self.client,
+            X,
+            y,
+            block_size=self.block_size,
+            n_features=None if self._global is None else self._global.n_features,
+            classes=self._classes_for_validation(),
+            is_classifier=is_classifier(self.estimator),
+        )
+        self._check_aggregator(data)
+        snapshot = (self._global, len(self.history), self._total_samples)
+        try:
+            if self._global is None:
+                self._initialize(data.n_features, data.classes)
+            self._ensure_workers_current()
+            self._train(data, epochs)
+        except BaseException:
+            self._restore(*snapshot)
+            raise
+        return self
+
+    def partial_fit(self, X: Any, y: Any) -> Coordinator:
+        """One pass over ``X``, ``y``, continuing from the current global model."""
+        return self.fit(X, y, epochs=1)
+
+    def synchronize(self) -> int:
+        """Run a round now over every worker's local model; return the new version."""
+        self._check_fitted()
+        start = time.perf_counter()
+        states = self.client.run(tasks.state, self.name, on_error="return")
+        results = [
+            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], [], None, 0.0)
+            for w, s in states.items()
+            if isinstance(s, dict) and s["params"] is not None
+        ]
+        self._finish_round(results, "manual", start, 0, len(states))
+        return self.version
+
+    def set_global_model(self, model: BaseEstimator) -> int:
+        """Make a fitted estimator of the plugin's family the global model; return its version.
+
+        Workers start from it at the next ``fit``; use it to warm-start from a
+        model trained elsewhere.
+        """
+        params = self.adapter.get_params(model)
+        n_features = int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
+        classes = getattr(model, "classes_", None)
+        version = self.version + 1
+        rounds = self.rounds
+        self._publish(GlobalModel(version, params, n_features, None if classes is None else np.asarray(classes), rounds))
+        return version
+
+    def global_model(self) -> BaseEstimator:
+        """A copy of the global model: a plain fitted scikit-learn estimator."""
+        self._check_fitted()
+        g = self._global
+        model = self.adapter.initialize(self.estimator, g.n_features, g.classes)
+        self.adapter.set_params(model, copy.deepcopy(g.params))
+        return model
+
+    def local_models(self) -> dict[str, BaseEstimator]:
+        """Copies of every worker's local model, by worker address."""
+        return self.client.run(tasks.local_model, self.name)
+
+    def worker_states(self) -> dict[str, dict[str, Any]]:
+        """Each worker's model version, parameters and sample counters."""
+        return self.client.run(tasks.state, self.name)
+
+    def predict(self, X: Any) -> Any:
+        """Predict with the global model (numpy in, numpy out; dask in, dask out)."""
+        return self._apply("predict", X)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities from the global model, where the estimator has them."""
+        return self._apply("predict_proba", X)
+
+    def decision_function(self, X: Any) -> Any:
+        """Decision function of the global model, where the estimator has it."""
+        return self._apply("decision_function", X)
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy (classifiers) or R² (regressors) of the global model on ``X``, ``y``."""
+        model = self.global_model()
+        if _is_dask(X):
+            return _score_dask(model, X, y)
+        return float(model.score(np.asarray(X), np.asarray(y)))
+
+    # ------------------------------------------------------------- set-up
+    def _resolve_plugin(self, plugin: Any) -> tuple[str, BaseEstimator, np.ndarray | None]:
+        if isinstance(plugin, type):
+            raise TypeError(f"plugin={plugin.__name__} is a class; expected a registered FederatedModelPlugin(...)")
+        if not isinstance(plugin, (FederatedModelPlugin, str)):
+            raise TypeError(f"plugin={plugin!r} is not a FederatedModelPlugin or a plugin name")
+        name = plugin if isinstance(plugin, str) else plugin.name
+        configs = self.client.run(tasks.describe, name)
+        if not configs:
+            raise ValueError("the cluster has no workers; expected at least one worker")
+        missing = sorted(w for w, c in configs.items() if c is None)
+        if missing:
+            known = sorted(set(itertools.chain.from_iterable(self.client.run(tasks.fedplugin_names).values())))
+            raise ValueError(
+                f"plugin name {name!r} is not registered on workers {missing}; registered "
+                f"fedplugin plugins: {known}. Call client.register_plugin(FederatedModelPlugin(..., name={name!r})) first"
+            )
+        if isinstance(plugin, FederatedModelPlugin):
+            return name, plugin.estimator, plugin.classes
+        config = next(iter(configs.values()))
+        return name, config["estimator"], config["classes"]
+
+    def _classes_for_validation(self) -> np.ndarray | None:
+        if self._global is not None:
+            return self._global.classes
+        return self.classes
+
+    def _check_aggregator(self, data: TrainingData) -> None:
+        check = getattr(self.aggregator, "check_names", None)
+        if check is not None:
+            init = self.adapter.initialize(self.estimator, data.n_features, data.classes)
+            check(list(self.adapter.get_params(init)))
+
+    def _initialize(self, n_features: int, classes: np.ndarray | None) -> None:
+        model = self.adapter.initialize(self.estimator, n_features, classes)
+        self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0))
+
+    def _ensure_workers_current(self) -> None:
+        """Send the global model to workers that do not hold the current version."""
+        versions = self.client.run(_worker_version, self.name, on_error="return")
+        behind = [w for w, v in versions.items() if v != self.version]
+        if behind:
+            self.client.run(tasks.set_global, self.name, self._global.to_bytes(), workers=behind)
+
+    def _publish(self, model: GlobalModel, *, force: bool = False) -> None:
+        """Make ``model`` the global model: store it on the scheduler, send it to workers."""
+        payload = model.to_bytes()
+        self.client.run_on_scheduler(tasks.store_put, self.name, model.version, payload, force)
+        self.client.run(tasks.set_global, self.name, payload, on_error="return")
+        self._global = model
+
+    def _restore(self, model: GlobalModel | None, history_len: int, total_samples: int) -> None:
+        """Roll back to the state before a failed ``fit``."""
+        del self.history[history_len:]
+        self._total_samples = total_samples
+        if model is not None:
+            self._publish(model, force=True)
+        elif self._global is not None:
+            self.client.run_on_scheduler(tasks.store_drop, self.name)
+            self.client.run(_forget_model, self.name, on_error="return")
+            self._global = None
+
+    def _check_fitted(self) -> None:
+        if self._global is None:
+            raise NotFittedError(f"plugin {self.name!r} has no global model yet; call fit first")
+
+    # ------------------------------------------------------------- training
+    def _train(self, data: TrainingData, epochs: int) -> None:
+        blocks = {b.index: b for b in data.blocks}
+        workers = self._workers()
+        queues = _initial_queues(data, epochs, workers)
+        attempts: dict[int, int] = {}
+        bar = self._progress_bar(data, epochs)
+        try:
+            while any(queues.values()):
+                self._round(queues, blocks, attempts, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _round(self, queues: dict[str, deque], blocks: dict, attempts: dict, bar: Any) -> None:
+        start = time.perf_counter()
+        token = uuid.uuid4().hex
+        workers = self._workers()
+        _rebalance(queues, workers)
+        budget = self.policy.blocks_per_round(len(workers))
+        shares = _shares(budget, workers, sum(map(len, queues.values())))
+        latest: dict[str, TrainResult] = {}
+        inflight: dict[Any, tuple[str, list]] = {}
+        futures = as_completed()
+        trigger = None
+        retrained = 0
+
+        def launch(worker: str) -> None:
+            limit = min(shares.get(worker, 0), self.max_task_blocks)
+            items = _take(queues, worker, limit)
+            if not items:
+                return
+            shares[worker] -= len(items)
+            args = [(index, blocks[index].x, blocks[index].y) for _, index in items]
+            future = self.client.submit(
+                tasks.train, self.name, token, args, self.policy, time.perf_counter() - start, self.version,
+                key=f"fedplugin-train-{uuid.uuid4().hex}", workers=[worker], allow_other_workers=True, pure=False,
+            )
+            inflight[future] = (worker, items)
+            futures.add(future)
+
+        for worker in workers:
+            launch(worker)
+        for future in futures:
+            worker, items = inflight.pop(future)
+            try:
+                result: TrainResult = future.result()
+            except (ValueError, TypeError):
+                self._stop_all(token, inflight)
+                raise
+            except Exception as exc:  # the worker was lost: train its blocks again
+                logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
+                for item in items:
+                    attempts[item[1]] = attempts.get(item[1], 0) + 1
+                    if attempts[item[1]] >= MAX_ATTEMPTS:
+                        self._stop_all(token, inflight)
+                        raise RuntimeError(f"block {item[1]} was lost {MAX_ATTEMPTS} times; giving up") from exc
+                retrained += len(items)
+                _requeue(queues, self._workers(), items)
+                if trigger is None:
+                    busy = {w for w, _ in inflight.values()}
+                    for idle in self._workers():
+                        if idle not in busy:
+                            launch(idle)
+                continue
+            previous = latest.get(result.worker)
+            if previous is None or result.seq > previous.seq:
+                latest[result.worker] = result
+            done = {index for index, _ in result.trained}
+            leftover = [item for item in items if item[1] not in done]
+            queues.setdefault(result.worker, deque()).extendleft(reversed(leftover))
+            if bar is not None:
+                bar.update(sum(rows for _, rows in result.trained))
+            if result.trigger is not None and trigger is None:
+                trigger = result.trigger
+                if self.preempt:
+                    self._request_stop(token, [w for w, _ in inflight.values()])
+            if trigger is None:
+                launch(worker)
+        if trigger is None:
+            trigger = "count" if any(queues.values()) else "final"
+        self._finish_round(list(latest.values()), trigger, start, retrained, len(workers))
+        if bar is not None:
+            bar.set_postfix(round=self.rounds, version=self.version)
+
+    def _finish_round(
+        self, results: list[TrainResult], trigger: str, start: float, retrained: int, n_workers: int
+    ) -> None:
+        """Aggregate the workers' parameters, publish the result, record the round."""
+        finite, excluded = [], []
+        for result in sorted(results, key=lambda r: r.worker):  # a fixed order: same sums, same model
+            if all(np.all(np.isfinite(v)) for v in result.params.values()):
+                finite.append(result)
+            else:
+                excluded.append(result.worker)
+                warnings.warn(
+                    f"worker {result.worker} sent non-finite parameters; left out of round "
+                    f"{self.rounds + 1}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        samples = sum(sum(rows for _, rows in r.trained) for r in results) if trigger != "manual" else sum(
+            r.samples_since_sync for r in results
+        )
+        blocks = sum(len(r.trained) for r in results)
+        g = self._global
+        if finite:
+            params = self.adapter.aggregate(
+                self.aggregator, [r.params for r in finite], [r.samples_since_sync for r in finite], g.params
+            )
+            params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
+        else:
+            params = g.params
+        new = GlobalModel(g.version + 1, params, g.n_features, g.classes, g.rounds + 1)
+        self._publish(new)
+        self._total_samples += samples
+        self.history.append(
+            Round(
+                round=new.rounds,
+                trigger=trigger,
+                samples=samples,
+                total_samples=self._total_samples,
+                blocks=blocks,
+                retrained_blocks=retrained,
+                n_workers=len(finite),
+                workers=tuple(sorted(r.worker for r in finite)),
+                excluded_workers=tuple(sorted(excluded)),
+                seconds=time.perf_counter() - start,
+                bytes_up=sum(_nbytes(r.params) for r in results),
+                bytes_down=new.nbytes() * n_workers,
+                version=new.version,
+            )
+        )
+        logger.info("round %d (%s): %d samples from %d workers", new.rounds, trigger, samples, len(finite))
+
+    def _workers(self) -> list[str]:
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def _request_stop(self, token: str, workers: list[str]) -> None:
+        if workers:
+            self.client.run(tasks.request_stop, self.name, token, workers=sorted(set(workers)), on_error="return")
+
+    def _stop_all(self, token: str, inflight: dict) -> None:
+        """Stop and drain running tasks so nothing trains while the model is rolled back."""
+        self._request_stop(token, [w for w, _ in inflight.values()])
+        for future in list(inflight):
+            try:
+                future.result()
+            except Exception:
+                pass
+
+    def _progress_bar(self, data: TrainingData, epochs: int) -> Any:
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        total = None if data.n_samples is None else data.n_samples * epochs
+        return tqdm(total=total, unit="samples", unit_scale=True, desc=f"fedplugin {self.name}")
+
+    def _apply(self, method: str, X: Any) -> Any:
+        model = self.global_model()
+        if not hasattr(model, method):
+            raise AttributeError(f"{type(model).__name__} has no {method}")
+        if _is_dask(X):
+            return _apply_dask(model, method, X)
+        return getattr(model, method)(np.asarray(X))
+
+
+# ---------------------------------------------------------------- block queues
+def _initial_queues(data: TrainingData, epochs: int, workers: list[str]) -> dict[str, deque]:
+    """Each worker's queue of ``(epoch, block index)``: resident blocks stay home."""
+    queues: dict[str, deque] = {w: deque() for w in workers}
+    homeless = itertools.cycle(workers)
+    owner = {}
+    for block in data.blocks:
+        owner[block.index] = block.home if block.home in queues else next(homeless)
+    for epoch in range(epochs):
+        for block in data.blocks:
+            queues[owner[block.index]].append((epoch, block.index))
+    return queues
+
+
+def _rebalance(queues: dict[str, deque], workers: list[str]) -> None:
+    """Hand the queues of departed workers to the remaining ones; add new workers."""
+    for worker in workers:
+        queues.setdefault(worker, deque())
+    gone = [w for w in queues if w not in workers]
+    orphans = [item for w in gone for item in queues.pop(w)]
+    if orphans:
+        _requeue(queues, workers, orphans)
+
+
+def _requeue(queues: dict[str, deque], workers: list[str], items: Iterable) -> None:
+    for worker, item in zip(itertools.cycle(workers), sorted(items, reverse=True)):
+        queues.setdefault(worker, deque()).appendleft(item)
+
+
+def _shares(budget: int | None, workers: list[str], remaining: int) -> dict[str, float]:
+    """Blocks each worker trains this round: ``budget`` (at most what remains) split evenly."""
+    if budget is None:
+        return {w: float("inf") for w in workers}
+    base, extra = divmod(min(budget, remaining), len(workers))
+    return {w: base + (i < extra) for i, w in enumerate(workers)}
+
+
+def _take(queues: dict[str, deque], worker: str, limit: float) -> list:
+    """Up to ``limit`` items from ``worker``'s queue, stealing from the longest when empty."""
+    items = []
+    own = queues.setdefault(worker, deque())
+    while len(items) < limit:
+        if own:
+            items.append(own.popleft())
+            continue
+        donor = max(queues, key=lambda w: len(queues[w]))
+        if not queues[donor]:
+            break
+        items.append(queues[donor].pop())
+    return items
+
+
+# ------------------------------------------------------------------- helpers
+def _worker_version(name: str, dask_worker: Any = None) -> int | None:
+    return tasks.state(name, dask_worker)["version"]
+
+
+def _forget_model(name: str, dask_worker: Any = None) -> None:
+    plugin = dask_worker.plugins[name]
+    with plugin.lock:
+        plugin.model = None
+        plugin.global_model = None
+
+
+def _nbytes(params: dict[str, np.ndarray]) -> int:
+    return int(sum(np.asarray(v).nbytes for v in params.values()))
+
+
+def _is_dask(X: Any) -> bool:
+    return hasattr(X, "__dask_graph__")
+
+
+def _as_dask_array(data: Any) -> Any:
+    """A dask dataframe or series as a dask array with known chunk sizes."""
+    import dask.dataframe as dd
+
+    if isinstance(data, (dd.DataFrame, dd.Series)):
+        return data.to_dask_array(lengths=True)
+    return data
+
+
+def _apply_dask(model: BaseEstimator, method: str, X: Any) -> Any:
+    X = _as_dask_array(X)
+    sample = getattr(model, method)(np.zeros((1, X.shape[1])))
+    if sample.ndim == 1:
+        return X.map_blocks(lambda b: getattr(model, method)(b), drop_axis=1, dtype=sample.dtype, meta=np.empty(0, sample.dtype))
+    return X.map_blocks(
+        lambda b: getattr(model, method)(b), chunks=(X.chunks[0], (sample.shape[1],)), dtype=sample.dtype
+    )
+
+
+def _score_dask(model: BaseEstimator, X: Any, y: Any) -> float:
+    import dask.array as da
+
+    X, y = _as_dask_array(X), _as_dask_array(y)
+    predictions = _apply_dask(model, "predict", X)
+    if is_classifier(model):
+        return float((predictions == y).mean().compute())
+    residual, total = da.compute(((y - predictions) ** 2).sum(), ((y - y.mean()) ** 2).sum())
+    return float(1 - residual / total) if total > 0 else 0.0

@@ -1,0 +1,64 @@
+"""One record per synchronization round."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Round:
+    """What happened in one synchronization round.
+
+    ``pandas.DataFrame(coord.history)`` turns a history into a table.
+
+    Attributes
+    ----------
+    round : int
+        Round number, counting from 1 over the coordinator's (and a resumed
+        model's) life.
+    trigger : str
+        Why the round happened: ``"count"``, ``"time"``, ``"drift"``, a custom
+        policy's trigger, ``"final"`` (end of a fit) or ``"manual"``
+        (:meth:`Coordinator.synchronize`).
+    samples : int
+        Samples trained since the previous round.
+    total_samples : int
+        Samples trained over all rounds so far.
+    blocks : int
+        Blocks trained since the previous round.
+    retrained_blocks : int
+        Blocks trained again because the worker that trained them was lost.
+    n_workers : int
+        Workers whose updates were combined.
+    workers : tuple of str
+        Their addresses.
+    excluded_workers : tuple of str
+        Workers left out because their parameters were not finite.
+    seconds : float
+        Wall time of the round, training included.
+    bytes_up, bytes_down : int
+        Parameter bytes gathered from workers and sent back to them.
+    version : int
+        Global model version after the round.
+    metrics : dict
+        Optional extra measurements (e.g. test-then-train scores).
+    """
+
+    round: int
+    trigger: str
+    samples: int
+    total_samples: int
+    blocks: int
+    retrained_blocks: int
+    n_workers: int
+    workers: tuple[str, ...]
+    excluded_workers: tuple[str, ...]
+    seconds: float
+    bytes_up: int
+    bytes_down: int
+    version: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

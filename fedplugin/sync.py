@@ -1,0 +1,200 @@
+"""When to synchronize: the round-ending conditions.
+
+A policy answers two questions:
+
+* on the coordinator, :meth:`SyncPolicy.blocks_per_round`: how many blocks the
+  whole cluster trains before a round (``None``: no count limit);
+* on each worker, after every block, :meth:`SyncPolicy.check`: should this
+  worker end the round now? It returns the trigger name (``"time"``,
+  ``"drift"``, ...) or ``None``. A worker that says yes stops its task, hands
+  back its untrained blocks and signals the coordinator through Dask's event
+  topics, so no task ever waits for the coordinator.
+
+Write your own policy by subclassing :class:`SyncPolicy` and overriding
+either method; policies are pickled to the workers, so keep them small.
+
+Examples
+--------
+>>> policy = AnyOf(EveryNBatches(50), EverySeconds(2.0))
+>>> policy.blocks_per_round(n_workers=2)
+50
+>>> policy.check(LocalStats(blocks=3, samples=12288, seconds=2.5, drift=0.0))
+'time'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LocalStats:
+    """What a worker knows about its own progress in the current round.
+
+    Attributes
+    ----------
+    blocks, samples : int
+        Blocks and samples this worker has trained since the last round.
+    seconds : float
+        Training seconds since the round started.
+    drift : float
+        Squared Euclidean distance between the worker's parameters and the last
+        global parameters (computed only when a policy sets ``needs_drift``).
+    reference_norm : float
+        Squared norm of the last global parameters (with ``needs_drift``).
+    """
+
+    blocks: int
+    samples: int
+    seconds: float
+    drift: float = 0.0
+    reference_norm: float = 0.0
+
+
+class SyncPolicy:
+    """Base class of synchronization policies: both hooks do nothing by default."""
+
+    #: Set to True if :meth:`check` reads ``stats.drift``.
+    needs_drift: bool = False
+
+    def blocks_per_round(self, n_workers: int) -> int | None:
+        """Blocks the cluster trains between rounds, or ``None`` for no count limit."""
+        return None
+
+    def check(self, stats: LocalStats) -> str | None:
+        """Return a trigger name to end the round from this worker, else ``None``."""
+        return None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class EveryNBatches(SyncPolicy):
+    """Synchronize after ``n`` blocks have been trained across the cluster.
+
+    Each worker's share is ``n / n_workers`` blocks per round; a final round
+    ends every ``fit``.
+
+    Parameters
+    ----------
+    n : int >= 1
+        Blocks per round, counted over all workers.
+    """
+
+    def __init__(self, n: int):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n={n!r} must be an int >= 1 (blocks per round over all workers)")
+        self.n = n
+
+    def blocks_per_round(self, n_workers: int) -> int:
+        return self.n
+
+
+class EverySeconds(SyncPolicy):
+    """Synchronize after every ``t`` seconds of training.
+
+    Parameters
+    ----------
+    t : float > 0
+        Seconds of training per round; each worker checks it after each block.
+    """
+
+    def __init__(self, t: float):
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+            raise ValueError(f"t={t!r} must be a number of seconds > 0")
+        self.t = float(t)
+
+    def check(self, stats: LocalStats) -> str | None:
+        return "time" if stats.seconds >= self.t else None
+
+
+class DriftThreshold(SyncPolicy):
+    """Dynamic averaging: synchronize when a worker drifts from the global model.
+
+    Kamp et al., "Communication-Efficient Distributed Online Prediction by
+    Dynamic Model Synchronization", ECML PKDD 2014. After each block a worker
+    computes the squared distance between its parameters and the last global
+    parameters (its reference); when it exceeds the threshold, that worker
+    ends the round.
+
+    Give exactly one of:
+
+    Parameters
+    ----------
+    threshold : float > 0, optional
+        Absolute threshold on the squared distance.
+    relative : float > 0, optional
+        Threshold as a fraction of the squared norm of the reference, so that
+        ``relative=0.05`` means "5 % of the model's size" whatever the scale of
+        the features. While the reference is all zeros (before the first
+        round), any change triggers a round.
+    """
+
+    needs_drift = True
+
+    def __init__(self, threshold: float | None = None, *, relative: float | None = None):
+        if (threshold is None) == (relative is None):
+            raise ValueError(
+                f"got threshold={threshold!r} and relative={relative!r}; "
+                "expected exactly one of them"
+            )
+        for label, value in (("threshold", threshold), ("relative", relative)):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{label}={value!r} must be a number > 0")
+        self.threshold = threshold
+        self.relative = relative
+
+    def check(self, stats: LocalStats) -> str | None:
+        limit = self.threshold
+        if limit is None:
+            limit = self.relative * stats.reference_norm
+        return "drift" if stats.drift > limit else None
+
+
+class AnyOf(SyncPolicy):
+    """Synchronize when any of ``policies`` says so.
+
+    The count limit is the smallest of the policies' limits; the worker-side
+    trigger is the first policy's trigger that fires.
+    """
+
+    def __init__(self, *policies: SyncPolicy):
+        if not policies:
+            raise ValueError("AnyOf() needs at least one policy")
+        for policy in policies:
+            if not isinstance(policy, SyncPolicy):
+                raise TypeError(f"{policy!r} is not a SyncPolicy; expected e.g. EveryNBatches(50)")
+        self.policies = policies
+        self.needs_drift = any(policy.needs_drift for policy in policies)
+
+    def blocks_per_round(self, n_workers: int) -> int | None:
+        limits = [p.blocks_per_round(n_workers) for p in self.policies]
+        limits = [limit for limit in limits if limit is not None]
+        return min(limits) if limits else None
+
+    def check(self, stats: LocalStats) -> str | None:
+        for policy in self.policies:
+            trigger = policy.check(stats)
+            if trigger is not None:
+                return trigger
+        return None
+
+    def __repr__(self) -> str:
+        return f"AnyOf({', '.join(map(repr, self.policies))})"
+
+
+def as_policy(sync: SyncPolicy | int | None) -> SyncPolicy:
+    """Return ``sync`` as a policy: an int ``n`` means ``EveryNBatches(n)``, None means 50."""
+    if sync is None:
+        return EveryNBatches(50)
+    if isinstance(sync, int) and not isinstance(sync, bool):
+        return EveryNBatches(sync)
+    if isinstance(sync, type) and issubclass(sync, SyncPolicy):
+        raise TypeError(f"sync={sync.__name__} is a class; expected an instance such as {sync.__name__}(...)")
+    if not isinstance(sync, SyncPolicy):
+        raise TypeError(
+            f"sync={sync!r} is not a synchronization policy; expected a SyncPolicy such as "
+            "EveryNBatches(50), EverySeconds(1.0) or DriftThreshold(relative=0.05)"
+        )
+    return sync

@@ -1,0 +1,152 @@
+"""Bad input gets a clear error before any state changes; the global model survives it."""
+
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.linear_model import SGDClassifier
+
+from conftest import params_equal
+from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+
+
+@pytest.fixture
+def trained(client, classification_data):
+    X, y = classification_data
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="clf")
+    client.register_plugin(plugin)
+    coord = Coordinator(client, plugin, block_size=1000, sync=EveryNBatches(4))
+    coord.fit(X[:6000], y[:6000])
+    return coord, X, y
+
+
+def snapshot(coord):
+    model = coord.global_model()
+    return {
+        "params": {"coef_": model.coef_.copy(), "intercept_": model.intercept_.copy()},
+        "version": coord.version,
+        "history": list(coord.history),
+    }
+
+
+def assert_unchanged(coord, before):
+    after = snapshot(coord)
+    assert params_equal(after["params"], before["params"])
+    assert after["version"] == before["version"]
+    assert after["history"] == before["history"]
+    for state in coord.worker_states().values():
+        assert params_equal(state["params"], before["params"])
+        assert state["version"] == before["version"]
+
+
+def dask_pair(X, y, chunks=1000):
+    return da.from_array(X, chunks=(chunks, X.shape[1])), da.from_array(y, chunks=chunks)
+
+
+def with_bad_value(X, row, value):
+    X = X.copy()
+    X[row, 3] = value
+    return X
+
+
+CASES = {
+    "wrong number of features": (
+        lambda X, y: (X[:2000, :5], y[:2000]),
+        ValueError,
+        "X has 5 features; expected 20",
+    ),
+    "labels not in classes": (
+        lambda X, y: (X[:2000], np.where(y[:2000] == 1, 7, 0)),
+        ValueError,
+        r"labels \[7\] not in classes=\[0, 1\]",
+    ),
+    "NaN": (lambda X, y: (with_bad_value(X[:3000], 2500, np.nan), y[:3000]), ValueError, "NaN"),
+    "infinity": (lambda X, y: (with_bad_value(X[:3000], 10, np.inf), y[:3000]), ValueError, "infinity|NaN or infinite"),
+    "different lengths": (lambda X, y: (X[:2000], y[:1999]), ValueError, "X has 2000 samples but y has 1999"),
+    "empty input": (lambda X, y: (X[:0], y[:0]), ValueError, "0 samples"),
+    "strings": (lambda X, y: (X[:10].astype(str), y[:10]), TypeError, "expected real numbers"),
+    "1-d X": (lambda X, y: (X[:10, 0], y[:10]), ValueError, "expected a 2-d array"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_numpy_input(trained, case):
+    coord, X, y = trained
+    make, error, message = CASES[case]
+    before = snapshot(coord)
+    with pytest.raises(error, match=message):
+        coord.fit(*make(X, y))
+    assert_unchanged(coord, before)
+
+
+DASK_CASES = {
+    "wrong number of features": (lambda X, y: dask_pair(X[:2000, :5], y[:2000]), "X has 5 features; expected 20"),
+    # found inside the training task, after earlier blocks trained: the model is rolled back
+    "labels not in classes": (
+        lambda X, y: dask_pair(X[:6000], np.where(np.arange(6000) > 4500, 7, y[:6000])),
+        r"block 4: y has labels \[7\] not in classes",
+    ),
+    "NaN in a late block": (lambda X, y: dask_pair(with_bad_value(X[:6000], 5500, np.nan), y[:6000]), "block 5: .*NaN"),
+    "different row chunks": (
+        lambda X, y: (da.from_array(X[:4000], chunks=(1000, 20)), da.from_array(y[:4000], chunks=500)),
+        "row chunks",
+    ),
+    "different lengths": (
+        lambda X, y: (da.from_array(X[:4000], chunks=(1000, 20)), da.from_array(y[:3000], chunks=1000)),
+        "X has 4000 samples but y has 3000",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DASK_CASES)
+def test_bad_dask_input(trained, case):
+    coord, X, y = trained
+    make, message = DASK_CASES[case]
+    before = snapshot(coord)
+    with pytest.raises(ValueError, match=message):
+        coord.fit(*make(X, y))
+    assert_unchanged(coord, before)
+    coord.fit(*dask_pair(X[:2000], y[:2000]))  # and the coordinator still works
+    assert coord.version > before["version"]
+
+
+def test_mixed_numpy_and_dask(trained):
+    coord, X, y = trained
+    with pytest.raises(TypeError, match="X is a dask array and y is a numpy"):
+        coord.fit(da.from_array(X[:1000]), y[:1000])
+
+
+def test_bad_epochs(trained):
+    coord, X, y = trained
+    for epochs in (0, 1.5, "2"):
+        with pytest.raises(ValueError, match="epochs="):
+            coord.fit(X[:100], y[:100], epochs=epochs)
+
+
+def test_unknown_plugin_name(client, classification_data):
+    client.register_plugin(FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name="known"))
+    with pytest.raises(ValueError, match=r"plugin name 'unknown' is not registered .*registered fedplugin plugins: \['known'\]"):
+        Coordinator(client, "unknown")
+
+
+def test_wrong_constructor_arguments(client):
+    plugin = FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name="clf")
+    client.register_plugin(plugin)
+    with pytest.raises(TypeError, match="not a distributed.Client"):
+        Coordinator("tcp://127.0.0.1:8786", plugin)
+    with pytest.raises(TypeError, match="not a synchronization policy"):
+        Coordinator(client, plugin, sync="often")
+    with pytest.raises(ValueError, match="block_size=0"):
+        Coordinator(client, plugin, block_size=0)
+    with pytest.raises(TypeError, match="aggregator="):
+        Coordinator(client, plugin, aggregator="mean")
+
+
+def test_plugin_refuses_bad_configuration():
+    with pytest.raises(ValueError, match="at least two labels"):
+        FederatedModelPlugin(SGDClassifier(), classes=[1])
+    from sklearn.linear_model import SGDRegressor
+
+    with pytest.raises(ValueError, match="regressor; expected classes=None"):
+        FederatedModelPlugin(SGDRegressor(), classes=[0, 1])
+    with pytest.raises(TypeError, match="name="):
+        FederatedModelPlugin(SGDClassifier(), name="")
