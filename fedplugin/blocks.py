@@ -59,6 +59,9 @@ class BlockRef:
         Rows in the block, when known before training.
     home : str or None
         Address of the worker holding a resident block.
+    source : (X, y) or None
+        The client's own copy of a scattered numpy block, scattered again if
+        the worker holding it dies (scattered data cannot be recomputed).
     """
 
     index: int
@@ -66,6 +69,7 @@ class BlockRef:
     y: Any
     n_rows: int | None
     home: str | None = None
+    source: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -77,6 +81,17 @@ class TrainingData:
     n_samples: int | None
     classes: np.ndarray | None
     # Scattered numpy blocks live only as long as this object holds their futures.
+
+
+def rescatter_lost(client: Client, blocks: list[BlockRef]) -> int:
+    """Scatter again the numpy blocks whose only copy died with a worker; return how many."""
+    # The scheduler cancels the futures of scattered data that died with its worker.
+    lost = [b for b in blocks if b.source is not None and b.x.status != "finished"]
+    if lost:
+        futures = client.scatter([b.source for b in lost], hash=False)
+        for block, future in zip(lost, futures):
+            block.x, block.home = future, None
+    return len(lost)
 
 
 def load_block(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +238,7 @@ def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
     futures = client.scatter(pairs, hash=False)
     homes = client.who_has(futures)
     blocks = [
-        BlockRef(i, fut, None, len(pair[1]), _first(homes.get(fut.key)))
+        BlockRef(i, fut, None, len(pair[1]), _first(homes.get(fut.key)), source=pair)
         for i, (fut, pair) in enumerate(zip(futures, pairs))
     ]
     return TrainingData(blocks, X.shape[1], X.shape[0], classes)

@@ -36,7 +36,7 @@ from sklearn.exceptions import NotFittedError
 from . import tasks
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
-from .blocks import TrainingData, prepare
+from .blocks import TrainingData, prepare, rescatter_lost
 from .history import Round
 from .plugin import FederatedModelPlugin, TrainResult
 from .store import GlobalModel, ModelStore
@@ -74,6 +74,9 @@ class Coordinator:
     progress : bool or None, default None
         Show a tqdm progress bar during ``fit``; ``None`` shows it when stderr is
         a terminal.
+    worker_timeout : float, default 60
+        Seconds ``fit`` waits for a worker when none is running (e.g. while
+        nannies restart them) before giving up.
 
     Attributes
     ----------
@@ -104,6 +107,7 @@ class Coordinator:
         max_task_blocks: int = 64,
         preempt: bool = False,
         progress: bool | None = None,
+        worker_timeout: float = 60.0,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -118,6 +122,7 @@ class Coordinator:
         self.max_task_blocks = max_task_blocks
         self.preempt = bool(preempt)
         self.progress = progress
+        self.worker_timeout = worker_timeout
         self.name, self.estimator, self.classes = self._resolve_plugin(plugin)
         self.adapter = adapter_for(self.estimator)
         self.history: list[Round] = []
@@ -206,7 +211,8 @@ class Coordinator:
             for w, s in states.items()
             if isinstance(s, dict) and s["params"] is not None
         ]
-        self._finish_round(results, "manual", start, 0, len(states))
+        samples = sum(r.samples_since_sync for r in results)
+        self._finish_round(results, "manual", start, 0, len(states), samples, 0)
         return self.version
 
     def set_global_model(self, model: BaseEstimator) -> int:
@@ -349,7 +355,7 @@ class Coordinator:
         inflight: dict[Any, tuple[str, list]] = {}
         futures = as_completed()
         trigger = None
-        retrained = 0
+        retrained = samples = trained_blocks = 0
 
         def launch(worker: str) -> None:
             limit = min(shares.get(worker, 0), self.max_task_blocks)
@@ -376,6 +382,8 @@ class Coordinator:
                 raise
             except Exception as exc:  # the worker was lost: train its blocks again
                 logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
+                self._wait_for_workers()
+                rescatter_lost(self.client, list(blocks.values()))
                 for item in items:
                     attempts[item[1]] = attempts.get(item[1], 0) + 1
                     if attempts[item[1]] >= MAX_ATTEMPTS:
@@ -391,7 +399,9 @@ class Coordinator:
                 continue
             previous = latest.get(result.worker)
             if previous is None or result.seq > previous.seq:
-                latest[result.worker] = result
+                latest[result.worker] = result  # its parameters include the earlier tasks' updates
+            samples += sum(rows for _, rows in result.trained)
+            trained_blocks += len(result.trained)
             done = {index for index, _ in result.trained}
             leftover = [item for item in items if item[1] not in done]
             queues.setdefault(result.worker, deque()).extendleft(reversed(leftover))
@@ -405,12 +415,19 @@ class Coordinator:
                 launch(worker)
         if trigger is None:
             trigger = "count" if any(queues.values()) else "final"
-        self._finish_round(list(latest.values()), trigger, start, retrained, len(workers))
+        self._finish_round(list(latest.values()), trigger, start, retrained, len(workers), samples, trained_blocks)
         if bar is not None:
             bar.set_postfix(round=self.rounds, version=self.version)
 
     def _finish_round(
-        self, results: list[TrainResult], trigger: str, start: float, retrained: int, n_workers: int
+        self,
+        results: list[TrainResult],
+        trigger: str,
+        start: float,
+        retrained: int,
+        n_workers: int,
+        samples: int,
+        blocks: int,
     ) -> None:
         """Aggregate the workers' parameters, publish the result, record the round."""
         finite, excluded = [], []
@@ -425,10 +442,6 @@ class Coordinator:
                     RuntimeWarning,
                     stacklevel=3,
                 )
-        samples = sum(sum(rows for _, rows in r.trained) for r in results) if trigger != "manual" else sum(
-            r.samples_since_sync for r in results
-        )
-        blocks = sum(len(r.trained) for r in results)
         g = self._global
         if finite:
             params = self.adapter.aggregate(
@@ -460,7 +473,20 @@ class Coordinator:
         logger.info("round %d (%s): %d samples from %d workers", new.rounds, trigger, samples, len(finite))
 
     def _workers(self) -> list[str]:
-        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        if not workers:
+            self._wait_for_workers()
+            workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        return workers
+
+    def _wait_for_workers(self) -> None:
+        """Wait (up to ``worker_timeout``) until at least one worker is running."""
+        try:
+            self.client.wait_for_workers(1, timeout=self.worker_timeout)
+        except TimeoutError as exc:
+            raise RuntimeError(
+                f"no worker came back within worker_timeout={self.worker_timeout} s; the cluster is gone"
+            ) from exc
 
     def _request_stop(self, token: str, workers: list[str]) -> None:
         if workers:

@@ -1,0 +1,368 @@
+"""Throughput benchmark: fedplugin against single-process, Incremental and the old Worker subclass.
+
+Run ``.venv/bin/python benchmarks/throughput.py`` (``make bench``). One run makes
+one data set, ``dask_ml.datasets.make_classification`` with 1,000,000 x 100
+samples in chunks of 4,096 rows, 10 % held out on a block boundary, and trains
+``SGDClassifier(random_state=0)`` on it four ways:
+
+1. single-process ``partial_fit`` over the training blocks in order, in memory;
+2. ``dask_ml.wrappers.Incremental`` on the persisted dask arrays (one pass);
+3. fedplugin (``EveryNBatches(50)``, ``WeightedMean()``) on the same persisted arrays;
+4. the old approach, a ``distributed.Worker`` subclass with one task per batch
+   (see ``legacy_worker.py``), on its own cluster, as it needs ``worker_class=``.
+
+Methods 1-3 share a ``LocalCluster(n_workers=2, threads_per_worker=1)`` and are
+repeated ``--repeats`` times, interleaved; the median time is reported. A table
+goes to stdout and everything measured to ``benchmarks/results/throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from distributed import Client, LocalCluster, wait
+from sklearn.linear_model import SGDClassifier
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # legacy_worker and breakdown, also when imported from elsewhere
+
+import breakdown  # noqa: E402
+import legacy_worker  # noqa: E402
+
+BLOCK_SIZE = 4096
+N_FEATURES = 100
+SYNC_EVERY = 50
+CLASSES = [0, 1]
+#: The project's goals for fedplugin.
+GOAL_VS_SINGLE = 1.5
+GOAL_VS_INCREMENTAL = 4.0
+GOAL_ACCURACY_POINTS = 0.5
+
+
+@dataclass
+class Data:
+    """The benchmark's data: lazy and persisted dask arrays, numpy copies, the held-out set."""
+
+    X_lazy: Any
+    y_lazy: Any
+    X_train: Any
+    y_train: Any
+    X_train_np: np.ndarray
+    y_train_np: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return int(self.X_train.shape[0])
+
+
+@dataclass
+class Result:
+    """Repeated measurements of one method: seconds and held-out accuracy per repeat."""
+
+    method: str
+    samples: int
+    seconds: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    note: str = ""
+
+    def add(self, seconds: float, accuracy: float) -> None:
+        self.seconds.append(seconds)
+        self.accuracy.append(accuracy)
+
+    @property
+    def samples_per_s(self) -> float:
+        """Samples per second at the median time."""
+        return self.samples / statistics.median(self.seconds)
+
+    @property
+    def median_accuracy(self) -> float:
+        return statistics.median(self.accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "samples_per_s": self.samples_per_s, "median_accuracy": self.median_accuracy}
+
+
+# --------------------------------------------------------------------------- data
+def make_problem(n_samples: int) -> tuple[Any, Any, Any, Any]:
+    """The lazy data set, split into train and held-out parts on a block boundary.
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test : dask.array.Array
+    """
+    from dask_ml.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=N_FEATURES,
+        n_informative=50,
+        n_redundant=10,
+        flip_y=0.05,
+        chunks=BLOCK_SIZE,
+        random_state=0,
+    )
+    n_train = int(n_samples * 0.9) // BLOCK_SIZE * BLOCK_SIZE
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+
+
+def load_data(client: Client, n_samples: int) -> Data:
+    """Persist the training part on the cluster; bring numpy copies to the client."""
+    X_lazy, y_lazy, X_test, y_test = make_problem(n_samples)
+    X_train, y_train = client.persist([X_lazy, y_lazy])
+    wait([X_train, y_train])
+    X_np, y_np, X_test_np, y_test_np = client.compute([X_train, y_train, X_test, y_test], sync=True)
+    return Data(X_lazy, y_lazy, X_train, y_train, X_np, y_np, X_test_np, y_test_np)
+
+
+def held_out_accuracy(model: Any, data: Data) -> float:
+    return float(model.score(data.X_test, data.y_test))
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    """Run ``call()``; return its result and the seconds it took."""
+    start = time.perf_counter()
+    value = call()
+    return value, time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------ methods
+def run_single_process(data: Data) -> tuple[float, float]:
+    """``partial_fit`` over the in-memory blocks in order; time only the loop."""
+    model = SGDClassifier(random_state=0)
+    X, y = data.X_train_np, data.y_train_np
+
+    def loop() -> None:
+        for row in range(0, len(y), BLOCK_SIZE):
+            model.partial_fit(X[row : row + BLOCK_SIZE], y[row : row + BLOCK_SIZE], classes=CLASSES)
+
+    _, seconds = timed(loop)
+    return seconds, held_out_accuracy(model, data)
+
+
+def run_incremental(data: Data) -> tuple[float, float]:
+    """``dask_ml.wrappers.Incremental`` with its defaults, one ``fit`` on the persisted arrays."""
+    from dask_ml.wrappers import Incremental
+
+    inc = Incremental(SGDClassifier(random_state=0))
+    _, seconds = timed(lambda: inc.fit(data.X_train, data.y_train, classes=CLASSES))
+    return seconds, held_out_accuracy(inc.estimator_, data)
+
+
+def fedplugin_coordinator(client: Client, name: str) -> Any:
+    """Register a fresh plugin under ``name`` and return its Coordinator.
+
+    Every repeat needs its own name: the scheduler's model store keeps the
+    global model of a name, so a reused name would continue training it.
+    """
+    from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin, WeightedMean
+
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=CLASSES, name=name)
+    client.register_plugin(plugin)
+    return Coordinator(client, plugin, sync=EveryNBatches(SYNC_EVERY), aggregator=WeightedMean(), progress=False)
+
+
+def run_fedplugin(client: Client, data: Data, name: str) -> tuple[float, float, float, float]:
+    """Fit a fresh model (first fit), then fit it again (second fit, epoch 2).
+
+    Returns
+    -------
+    first_seconds, first_accuracy, second_seconds, second_accuracy : float
+    """
+    coord = fedplugin_coordinator(client, name)
+    _, first = timed(lambda: coord.fit(data.X_train, data.y_train))
+    first_accuracy = held_out_accuracy(coord.global_model(), data)
+    _, second = timed(lambda: coord.fit(data.X_train, data.y_train))
+    second_accuracy = held_out_accuracy(coord.global_model(), data)
+    client.unregister_worker_plugin(name)
+    return first, first_accuracy, second, second_accuracy
+
+
+def run_legacy(data: Data, n_samples: int) -> tuple[Result, dict[str, Any]]:
+    """The old Worker-subclass approach on the first ``n_samples`` training rows, on its own cluster."""
+    n_blocks = max(1, min(n_samples, data.n_train) // BLOCK_SIZE)
+    rows = n_blocks * BLOCK_SIZE
+    X, y = data.X_lazy[:rows], data.y_lazy[:rows]
+    with LocalCluster(
+        worker_class=legacy_worker.ModelWorker, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+    ) as cluster, Client(cluster) as client:
+        run, seconds = timed(lambda: legacy_worker.train(client, X, y, sync_every=SYNC_EVERY))
+        processes = cluster.processes
+    result = Result(
+        f"old Worker subclass, {n_blocks} tasks", rows,
+        note="own cluster (worker_class=): threads in the client process, no nannies; "
+        "each task generates its lazy block",
+    )
+    result.add(seconds, held_out_accuracy(run.model, data))
+    return result, {
+        "worker_processes": processes,
+        "batches": run.batches,
+        "in_flight_at_sync": run.in_flight_at_sync,
+        "block_generation_samples_per_s": breakdown.generation_rate(X, y),
+    }
+
+
+def run_cluster_methods(client: Client, data: Data, repeats: int) -> dict[str, Result]:
+    """Single-process, Incremental and fedplugin, ``repeats`` times, interleaved."""
+    n = data.n_train
+    results = {
+        "single": Result("single-process partial_fit", n),
+        "incremental": Result("dask-ml Incremental", n),
+        "fedplugin": Result("fedplugin, first fit", n, note="fresh model; the one compared"),
+        "fedplugin_second": Result(
+            "fedplugin, second fit (epoch 2)", n, note="same coordinator again; accuracy after 2 epochs"
+        ),
+    }
+    for repeat in range(repeats):
+        results["single"].add(*run_single_process(data))
+        results["incremental"].add(*run_incremental(data))
+        first_s, first_acc, second_s, second_acc = run_fedplugin(client, data, f"bench-{repeat}")
+        results["fedplugin"].add(first_s, first_acc)
+        results["fedplugin_second"].add(second_s, second_acc)
+        print(
+            f"  repeat {repeat + 1}/{repeats}: single {results['single'].seconds[-1]:.2f} s, "
+            f"Incremental {results['incremental'].seconds[-1]:.2f} s, fedplugin {first_s:.2f} s "
+            f"(second fit {second_s:.2f} s)",
+            flush=True,
+        )
+    return results
+
+
+# ------------------------------------------------------------------------ report
+def goals(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
+    """Each project goal: the measured value, the target and whether it is met."""
+    fed, single, inc = results["fedplugin"], results["single"], results["incremental"]
+    vs_single = fed.samples_per_s / single.samples_per_s
+    vs_inc = fed.samples_per_s / inc.samples_per_s
+    gap = 100 * (fed.median_accuracy - single.median_accuracy)
+    return {
+        "speedup_vs_single": {"value": vs_single, "target": f">= {GOAL_VS_SINGLE}", "met": vs_single >= GOAL_VS_SINGLE},
+        "speedup_vs_incremental": {"value": vs_inc, "target": f">= {GOAL_VS_INCREMENTAL}", "met": vs_inc >= GOAL_VS_INCREMENTAL},
+        "accuracy_points_vs_single": {
+            "value": gap, "target": f"|difference| <= {GOAL_ACCURACY_POINTS}", "met": abs(gap) <= GOAL_ACCURACY_POINTS,
+        },
+    }
+
+
+def format_table(results: dict[str, Result]) -> str:
+    """The results as a Markdown table, with ratios to single-process and Incremental."""
+    single, inc = results["single"].samples_per_s, results["incremental"].samples_per_s
+    lines = [
+        "| method | rows trained | runs | samples/s (median) | held-out accuracy | x single | x Incremental |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results.values():
+        rate = result.samples_per_s
+        lines.append(
+            f"| {result.method} | {result.samples:,} | {len(result.seconds)} | {rate:,.0f} | "
+            f"{result.median_accuracy:.4f} | {rate / single:.2f} | {rate / inc:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def format_goals(checks: dict[str, dict[str, Any]]) -> str:
+    labels = {
+        "speedup_vs_single": "fedplugin / single-process samples/s",
+        "speedup_vs_incremental": "fedplugin / Incremental samples/s",
+        "accuracy_points_vs_single": "fedplugin - single-process accuracy (points)",
+    }
+    return "\n".join(
+        f"- {labels[name]}: {c['value']:+.2f}, goal {c['target']}: {'MET' if c['met'] else 'NOT MET'}"
+        for name, c in checks.items()
+    )
+
+
+def environment() -> dict[str, Any]:
+    import dask
+    import dask_ml
+    import distributed
+    import sklearn
+
+    import fedplugin
+
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            "dask": dask.__version__,
+            "distributed": distributed.__version__,
+            "scikit-learn": sklearn.__version__,
+            "dask-ml": dask_ml.__version__,
+            "fedplugin": fedplugin.__version__,
+        },
+    }
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, help="rows in all, before the 10 %% hold-out (default 1,000,000)")
+    parser.add_argument(
+        "--legacy-samples", type=int, help="training rows for the old Worker-subclass method (default: all)"
+    )
+    parser.add_argument("--repeats", type=int, help="repeats of the cluster methods (default 3)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200,000 rows, one repeat")
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "results" / "throughput.json", help="JSON file to write"
+    )
+    args = parser.parse_args(argv)
+    args.samples = args.samples or (200_000 if args.quick else 1_000_000)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.legacy_samples = args.legacy_samples or args.samples
+    if args.samples < 10 * BLOCK_SIZE or args.repeats < 1 or args.legacy_samples < BLOCK_SIZE:
+        parser.error(f"need --samples >= {10 * BLOCK_SIZE}, --legacy-samples >= {BLOCK_SIZE}, --repeats >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run every method, print the table and the goals, write the JSON report; return the report."""
+    args = parse_args(argv)
+    print(f"data: {args.samples:,} x {N_FEATURES}, blocks of {BLOCK_SIZE:,}, 10 % held out", flush=True)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
+        data = load_data(client, args.samples)
+        print(f"cluster: 2 worker processes with nannies; {args.repeats} repeats", flush=True)
+        results = run_cluster_methods(client, data, args.repeats)
+        print("breakdown of fedplugin's time ...", flush=True)
+        profile = breakdown.measure(client, data.X_train, data.y_train, fedplugin_coordinator(client, "bench-profile"))
+    print("old Worker-subclass approach, own cluster ...", flush=True)
+    results["legacy"], legacy_details = run_legacy(data, args.legacy_samples)
+    checks = goals(results)
+    report = {
+        **environment(),
+        "config": {
+            "samples": args.samples, "train_rows": data.n_train, "test_rows": len(data.y_test),
+            "features": N_FEATURES, "block_size": BLOCK_SIZE, "sync_every": SYNC_EVERY, "repeats": args.repeats,
+        },
+        "results": {key: result.to_dict() for key, result in results.items()},
+        "goals": checks,
+        "legacy": legacy_details,
+        "breakdown": profile,
+    }
+    print("\n" + format_table(results) + "\n\n" + format_goals(checks) + "\n\n" + breakdown.format_summary(profile))
+    write_json(report, args.output)
+    print(f"\nwritten: {args.output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

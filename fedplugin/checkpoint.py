@@ -1,0 +1,406 @@
+"""Save a federated model to disk and load it back, atomically.
+
+A checkpoint is a directory that holds everything a
+:class:`~fedplugin.Coordinator` needs to carry on where it stopped: the
+:class:`~fedplugin.store.GlobalModel` (parameters, version, rounds), the
+round history and the unfitted estimator the workers clone. Its layout::
+
+    my-checkpoint/
+        manifest.json          what the checkpoint is, readable without fedplugin
+        state-<token>.joblib   the GlobalModel, history and estimator (joblib)
+
+``manifest.json`` names the state file and its SHA-256, so replacing the
+manifest is the single step that commits a save: a save that fails or is
+killed at any point leaves either the previous checkpoint or no checkpoint,
+never a half-written one. A new checkpoint is built in a temporary sibling
+directory and renamed into place; an existing one gets its new state file
+first and its new manifest last (``os.replace``), after which the old state
+file is removed.
+
+.. warning::
+   The state file is a pickle (joblib): loading it runs code chosen by whoever
+   wrote it. Load only checkpoints you or your own jobs wrote. The manifest's
+   checksum detects corruption, not tampering.
+
+Examples
+--------
+>>> import tempfile
+>>> import numpy as np
+>>> from sklearn.linear_model import SGDClassifier
+>>> from fedplugin.store import GlobalModel
+>>> model = GlobalModel(
+...     version=3,
+...     params={"coef_": np.array([[0.5, -1.0]]), "intercept_": np.array([0.25])},
+...     n_features=2,
+...     classes=np.array([0, 1]),
+...     rounds=3,
+... )
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = save_checkpoint(f"{tmp}/clf", model, [], SGDClassifier(), name="clf")
+...     checkpoint = load_checkpoint(path)
+>>> checkpoint.name, checkpoint.global_model.version, checkpoint.global_model.rounds
+('clf', 3, 3)
+>>> checkpoint.global_model.params["coef_"]
+array([[ 0.5, -1. ]])
+>>> checkpoint.estimator
+SGDClassifier()
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from .history import Round
+from .store import GlobalModel
+
+#: Value of the manifest's ``format`` field.
+FORMAT_NAME = "fedplugin-checkpoint"
+#: Newest layout this module writes and reads; older ones stay readable.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_STATE_PREFIX = "state-"
+_STATE_SUFFIX = ".joblib"
+_TMP_MARK = ".tmp-"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes
+    ----------
+    global_model : GlobalModel
+        The global model as it was saved (version, rounds, parameters).
+    history : list of Round
+        The round history up to the save.
+    estimator : scikit-learn estimator
+        The unfitted estimator the workers train clones of.
+    name : str
+        Name of the plugin the model belongs to.
+    manifest : dict
+        The parsed ``manifest.json`` (versions, creation time, ...).
+    path : Path
+        Where the checkpoint was loaded from.
+    """
+
+    global_model: GlobalModel
+    history: list[Round]
+    estimator: Any
+    name: str = "fedplugin"
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    path: Path | None = None
+
+    @property
+    def total_samples(self) -> int:
+        """Samples trained over all saved rounds (0 without history)."""
+        return self.history[-1].total_samples if self.history else 0
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    global_model: GlobalModel,
+    history: Sequence[Round],
+    estimator: Any,
+    *,
+    name: str = "fedplugin",
+    compress: int = 3,
+) -> Path:
+    """Write a checkpoint directory at ``path``, atomically; return its path.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Directory to write. If it exists it must be a fedplugin checkpoint (it
+        is then replaced) or an empty directory; anything else is refused, so
+        a typo cannot overwrite unrelated files.
+    global_model : GlobalModel
+        The model to save, e.g. the coordinator's current global model.
+    history : sequence of Round
+        The round history to save with it.
+    estimator : scikit-learn estimator
+        The unfitted estimator the plugin was created with.
+    name : str, default "fedplugin"
+        Name of the plugin the model belongs to (recorded in the manifest).
+    compress : int from 0 to 9, default 3
+        joblib compression level of the state file.
+
+    Returns
+    -------
+    Path
+        The checkpoint directory.
+
+    Raises
+    ------
+    TypeError
+        If ``global_model`` is not a :class:`GlobalModel` or ``history`` holds
+        something other than :class:`Round` records.
+    FileExistsError
+        If ``path`` exists and is neither a checkpoint nor an empty directory.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn.linear_model import SGDRegressor
+    >>> model = GlobalModel(0, {"coef_": np.zeros(4), "intercept_": np.zeros(1)}, n_features=4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(f"{tmp}/reg", model, [], SGDRegressor())
+    ...     sorted(p.name for p in path.iterdir())[0]
+    'manifest.json'
+    """
+    if not isinstance(global_model, GlobalModel):
+        raise TypeError(f"global_model={global_model!r} is not a GlobalModel")
+    history = list(history)
+    bad = [type(r).__name__ for r in history if not isinstance(r, Round)]
+    if bad:
+        raise TypeError(f"history holds {sorted(set(bad))}; expected fedplugin.Round records only")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name={name!r} must be a non-empty string")
+    path = Path(path)
+    existing = _existing_checkpoint(path)
+
+    state_name = f"{_STATE_PREFIX}{uuid.uuid4().hex}{_STATE_SUFFIX}"
+    if existing:
+        _write_into(path, state_name, global_model, history, estimator, name, compress)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{_TMP_MARK}", dir=path.parent))
+        try:
+            _write_into(tmp, state_name, global_model, history, estimator, name, compress)
+            os.rename(tmp, path)  # atomic; fails if someone created `path` meanwhile
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read the checkpoint written by :func:`save_checkpoint` at ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint directory.
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing exists at ``path``.
+    ValueError
+        If ``path`` is not a fedplugin checkpoint: not a directory, no or an
+        unreadable manifest, another format name, a format version newer than
+        this fedplugin reads, a missing state file, or a state file whose
+        checksum or content does not match its manifest. The message names the
+        path and what was expected.
+    """
+    path = Path(path)
+    manifest = _read_manifest(path)
+    state_file = path / manifest["state_file"]
+    if not state_file.is_file():
+        raise ValueError(
+            f"{path} is an incomplete fedplugin checkpoint: its manifest names the state file "
+            f"{manifest['state_file']!r}, which is missing"
+        )
+    digest = _sha256(state_file)
+    if digest != manifest["sha256"]:
+        raise ValueError(
+            f"{state_file} is corrupted: its SHA-256 is {digest}, the manifest expects "
+            f"{manifest['sha256']}"
+        )
+    try:
+        state = joblib.load(state_file)
+    except Exception as exc:  # a checksum match with unreadable content: a version mismatch
+        raise ValueError(
+            f"{state_file} cannot be read ({type(exc).__name__}: {exc}); it was written with "
+            f"fedplugin {manifest.get('fedplugin_version')}, scikit-learn "
+            f"{manifest.get('sklearn_version')}, numpy {manifest.get('numpy_version')}"
+        ) from exc
+    if not isinstance(state, dict) or not isinstance(state.get("global_model"), GlobalModel):
+        raise ValueError(f"{state_file} does not hold a fedplugin checkpoint state; expected a GlobalModel")
+    model = state["global_model"]
+    for key in ("version", "rounds", "n_features"):
+        if manifest.get(key) != getattr(model, key):
+            raise ValueError(
+                f"{path}: the manifest says {key}={manifest.get(key)!r} but the state file holds "
+                f"{key}={getattr(model, key)!r}; expected them to agree"
+            )
+    return Checkpoint(
+        global_model=model,
+        history=list(state["history"]),
+        estimator=state["estimator"],
+        name=manifest["plugin_name"],
+        manifest=manifest,
+        path=path,
+    )
+
+
+# ------------------------------------------------------------------ internals
+def _manifest(
+    state_name: str, digest: str, model: GlobalModel, history: list[Round], estimator: Any, name: str
+) -> dict[str, Any]:
+    import sklearn
+
+    from . import __version__
+
+    cls = type(estimator)
+    classes = None if model.classes is None else np.asarray(model.classes).tolist()
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "fedplugin_version": __version__,
+        "sklearn_version": sklearn.__version__,
+        "numpy_version": np.__version__,
+        "plugin_name": name,
+        "version": model.version,
+        "rounds": model.rounds,
+        "history_rounds": len(history),
+        "total_samples": history[-1].total_samples if history else 0,
+        "n_features": model.n_features,
+        "classes": classes,
+        "parameters": {k: list(np.shape(v)) for k, v in model.params.items()},
+        "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "state_file": state_name,
+        "sha256": digest,
+    }
+
+
+def _write_into(
+    directory: Path,
+    state_name: str,
+    model: GlobalModel,
+    history: list[Round],
+    estimator: Any,
+    name: str,
+    compress: int,
+) -> None:
+    """Write a state file, then commit it by replacing the manifest; drop old state files."""
+    state_file = directory / state_name
+    try:
+        with open(state_file, "wb") as f:
+            joblib.dump(
+                {"global_model": model, "history": history, "estimator": estimator}, f, compress=compress
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        manifest = _manifest(state_name, _sha256(state_file), model, history, estimator, name)
+        text = json.dumps(manifest, indent=2, default=str) + "\n"
+        tmp_manifest = directory / f"{MANIFEST}{_TMP_MARK}{uuid.uuid4().hex}"
+        try:
+            with open(tmp_manifest, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_manifest, directory / MANIFEST)  # the commit point
+        except BaseException:
+            tmp_manifest.unlink(missing_ok=True)
+            raise
+    except BaseException:
+        state_file.unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+    for stale in directory.iterdir():  # the old state file, and leftovers of interrupted saves
+        if stale.name != state_name and _is_leftover(stale.name):
+            stale.unlink(missing_ok=True)
+
+
+def _is_leftover(file_name: str) -> bool:
+    """A state file or temporary manifest, which the manifest may or may not name."""
+    return (file_name.startswith(_STATE_PREFIX) and file_name.endswith(_STATE_SUFFIX)) or file_name.startswith(
+        f"{MANIFEST}{_TMP_MARK}"
+    )
+
+
+def _existing_checkpoint(path: Path) -> bool:
+    """True if ``path`` is a checkpoint to replace, False if it is free or an empty dir."""
+    if not path.exists():
+        return False
+    if path.is_dir() and all(_is_leftover(entry.name) for entry in path.iterdir()):
+        return True  # empty, or holding only what an interrupted first save left
+    try:
+        _read_manifest(path, newest=False)
+    except ValueError as exc:
+        raise FileExistsError(
+            f"{path} exists and is not a fedplugin checkpoint ({exc}); expected a new path, an "
+            "empty directory or an existing checkpoint to replace"
+        ) from None
+    return True
+
+
+def _read_manifest(path: Path, newest: bool = True) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}: nothing exists there")
+    expected = f"expected a directory written by fedplugin.save_checkpoint, holding {MANIFEST}"
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a fedplugin checkpoint: it is a file; {expected}")
+    manifest_file = path / MANIFEST
+    if not manifest_file.is_file():
+        raise ValueError(f"{path} is not a fedplugin checkpoint: it has no {MANIFEST}; {expected}")
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{manifest_file} is not valid JSON ({exc}); {expected}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ValueError(f"{manifest_file} has format={found!r}; expected format={FORMAT_NAME!r}")
+    version = manifest.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{manifest_file} has format_version={version!r}; expected an int >= 1")
+    if newest and version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format_version={version}, written by fedplugin "
+            f"{manifest.get('fedplugin_version')}; this fedplugin reads format versions up to "
+            f"{FORMAT_VERSION}: upgrade fedplugin to load it"
+        )
+    missing = [k for k in ("state_file", "sha256", "plugin_name") if not isinstance(manifest.get(k), str)]
+    if missing:
+        raise ValueError(f"{manifest_file} lacks {missing}; expected a complete {FORMAT_NAME} manifest")
+    if Path(manifest["state_file"]).name != manifest["state_file"]:
+        raise ValueError(
+            f"{manifest_file} names state_file={manifest['state_file']!r}; expected a file name "
+            "inside the checkpoint directory"
+        )
+    return manifest
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["Checkpoint", "FORMAT_NAME", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]

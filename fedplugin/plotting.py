@@ -1,0 +1,216 @@
+"""Plot a coordinator's history: throughput, rounds, bytes moved and metrics.
+
+matplotlib is an optional dependency (``pip install "fedplugin[plot]"`` or
+``pip install matplotlib``); it is imported only when :func:`plot_history` is
+called.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .history import Round
+
+#: Colours of the triggers fedplugin itself records; other triggers (custom
+#: policies) get the next free colours of matplotlib's ``tab10`` cycle.
+TRIGGER_COLORS = {
+    "count": "tab:blue",
+    "time": "tab:orange",
+    "drift": "tab:red",
+    "final": "tab:green",
+    "manual": "tab:purple",
+}
+
+
+def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
+    """Draw a federated training history as four panels over wall time.
+
+    The horizontal axis of every panel is the cumulative wall time of the
+    rounds (the running sum of the ``seconds`` of each
+    :class:`~fedplugin.Round`), so
+    time spent outside rounds (preparing data, between ``fit`` calls) is not
+    shown. The panels are:
+
+    1. throughput: ``samples / seconds`` of each round;
+    2. rounds: the round number at the end of each round, one marker per round
+       coloured by its trigger (``"count"``, ``"time"``, ``"drift"``,
+       ``"final"``, ``"manual"`` or a custom policy's name);
+    3. bytes moved: parameter bytes gathered from workers (``bytes_up``), sent
+       back to them (``bytes_down``) and both together, cumulative;
+    4. metrics: every numeric entry found in the rounds' ``metrics`` dicts, one
+       line each (``NaN`` where a round lacks it); when no round has a numeric
+       metric, the total samples trained instead.
+
+    Parameters
+    ----------
+    history : sequence of Round
+        ``coord.history`` of a :class:`~fedplugin.Coordinator` or
+        ``history_`` of a fitted :class:`~fedplugin.FederatedEstimator`.
+        Mappings with the same keys (``Round.as_dict()``) are accepted too.
+    ax : sequence of 4 matplotlib Axes, optional
+        Axes to draw the four panels into, in the order above (a 2 x 2 array
+        from ``plt.subplots(2, 2)`` works). By default a new 2 x 2 figure is
+        made with ``matplotlib.pyplot.subplots``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the panels (that of ``ax[0]`` when ``ax`` is given).
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If ``history`` is empty, or ``ax`` does not hold exactly four Axes.
+    TypeError
+        If an item of ``history`` is neither a Round nor a mapping.
+
+    Examples
+    --------
+    A history built by hand; ``coord.history`` after a ``fit`` looks the same.
+
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from fedplugin.history import Round
+    >>> from fedplugin.plotting import plot_history
+    >>> workers = ("tcp://10.0.0.1:4000", "tcp://10.0.0.2:4000")
+    >>> history = [
+    ...     Round(round=i, trigger="final" if i == 3 else "count", samples=204800,
+    ...           total_samples=204800 * i, blocks=50, retrained_blocks=0,
+    ...           n_workers=2, workers=workers, excluded_workers=(),
+    ...           seconds=0.25, bytes_up=1616, bytes_down=1616, version=i,
+    ...           metrics={"accuracy": 0.80 + 0.02 * i})
+    ...     for i in (1, 2, 3)
+    ... ]
+    >>> fig = plot_history(history)
+    >>> [axes.get_ylabel() for axes in fig.axes]
+    ['samples/s', 'round', 'bytes moved (cumulative)', 'accuracy']
+    >>> fig.axes[0].lines[0].get_ydata().tolist()
+    [819200.0, 819200.0, 819200.0]
+    >>> fig.savefig("history.png")  # doctest: +SKIP
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close(fig)
+    """
+    try:
+        import matplotlib.pyplot as plt
+        from matplotlib import colormaps
+        from matplotlib.colors import to_hex
+        from matplotlib.ticker import EngFormatter
+    except ImportError as exc:
+        raise ImportError(
+            "plot_history needs matplotlib, an optional dependency of fedplugin; "
+            'install it with `pip install matplotlib` or `pip install "fedplugin[plot]"`'
+        ) from exc
+
+    rounds = [_as_mapping(item, i) for i, item in enumerate(history)]
+    if not rounds:
+        raise ValueError(
+            "history is empty: there is nothing to plot; train first (coord.fit(X, y)) "
+            "and pass coord.history (or a fitted FederatedEstimator's history_)"
+        )
+
+    if ax is None:
+        fig, grid = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True, layout="constrained")
+        panels = list(np.asarray(grid).ravel())
+    else:
+        panels = list(np.asarray(ax, dtype=object).ravel())
+        if len(panels) != 4:
+            raise ValueError(f"ax holds {len(panels)} Axes; expected 4 (e.g. plt.subplots(2, 2)[1])")
+        fig = panels[0].figure
+
+    seconds = np.array([float(r["seconds"]) for r in rounds])
+    elapsed = np.cumsum(seconds)
+    samples = np.array([float(r["samples"]) for r in rounds])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(seconds > 0, samples / np.where(seconds > 0, seconds, 1.0), np.nan)
+
+    throughput, round_axes, traffic, metric_axes = panels
+    time_label = "wall time of the rounds (s, cumulative)"
+
+    throughput.plot(elapsed, rate, marker="o", color="tab:blue", label="samples/s")
+    throughput.set_title("Throughput per round")
+    throughput.set_ylabel("samples/s")
+    throughput.yaxis.set_major_formatter(EngFormatter())
+    throughput.set_ylim(bottom=0)
+
+    triggers = list(dict.fromkeys(str(r["trigger"]) for r in rounds))
+    taken = {to_hex(color) for color in TRIGGER_COLORS.values()}
+    spare = iter(c for c in colormaps["tab10"].colors if to_hex(c) not in taken)
+    round_numbers = np.array([int(r["round"]) for r in rounds])
+    for trigger in triggers:
+        color = TRIGGER_COLORS.get(trigger) or next(spare, "black")
+        chosen = np.array([str(r["trigger"]) == trigger for r in rounds])
+        round_axes.scatter(elapsed[chosen], round_numbers[chosen], color=color, label=trigger, zorder=3)
+    round_axes.plot(elapsed, round_numbers, color="0.75", linewidth=1, zorder=2)
+    round_axes.set_title("Rounds, by trigger")
+    round_axes.set_ylabel("round")
+    round_axes.yaxis.get_major_locator().set_params(integer=True)
+    round_axes.legend(title="trigger", loc="upper left", fontsize="small")
+
+    up = np.cumsum([int(r["bytes_up"]) for r in rounds])
+    down = np.cumsum([int(r["bytes_down"]) for r in rounds])
+    traffic.plot(elapsed, up + down, marker="o", color="black", label="up + down")
+    traffic.plot(elapsed, up, linestyle="--", color="tab:orange", label="up (workers to client)")
+    traffic.plot(elapsed, down, linestyle=":", color="tab:green", label="down (client to workers)")
+    traffic.set_title("Parameter bytes moved")
+    traffic.set_ylabel("bytes moved (cumulative)")
+    traffic.yaxis.set_major_formatter(EngFormatter(unit="B"))
+    traffic.set_ylim(bottom=0)
+    traffic.legend(loc="upper left", fontsize="small")
+
+    names = _metric_names(rounds)
+    if names:
+        for name in names:
+            values = [r["metrics"].get(name) for r in rounds]
+            values = [float(v) if _is_number(v) else math.nan for v in values]
+            metric_axes.plot(elapsed, values, marker="o", label=str(name))
+        metric_axes.set_title("Metrics")
+        metric_axes.set_ylabel(str(names[0]) if len(names) == 1 else "metric")
+        if len(names) > 1:
+            metric_axes.legend(loc="best", fontsize="small")
+    else:
+        totals = [int(r["total_samples"]) for r in rounds]
+        metric_axes.plot(elapsed, totals, marker="o", color="tab:blue", label="total samples")
+        metric_axes.set_title("Samples trained (no metrics recorded)")
+        metric_axes.set_ylabel("total samples")
+        metric_axes.yaxis.set_major_formatter(EngFormatter())
+        metric_axes.set_ylim(bottom=0)
+
+    for axes in panels:
+        axes.set_xlabel(time_label)
+        axes.grid(True, alpha=0.3)
+    return fig
+
+
+def _as_mapping(item: Any, index: int) -> Mapping[str, Any]:
+    if isinstance(item, Round):
+        return {**vars(item), "metrics": dict(item.metrics or {})}
+    if isinstance(item, Mapping):
+        return {**item, "metrics": dict(item.get("metrics") or {})}
+    raise TypeError(
+        f"history[{index}] has type {type(item).__name__}; expected a fedplugin Round "
+        "(coord.history) or a mapping with the same keys"
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _metric_names(rounds: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Keys of the numeric metrics, in order of first appearance."""
+    names: dict[Any, None] = {}
+    for r in rounds:
+        for name, value in r["metrics"].items():
+            if _is_number(value):
+                names.setdefault(name, None)
+    return list(names)
+
+
+__all__ = ["plot_history"]
