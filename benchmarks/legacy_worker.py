@@ -120,9 +120,10 @@ def train(client: Client, X: Any, y: Any, *, sync_every: int = 50) -> LegacyRun:
     -------
     LegacyRun
     """
-    X_blocks, y_blocks = X.to_delayed().ravel(), y.to_delayed().ravel()
-    futures, run = [], LegacyRun(model=SGDClassifier(random_state=0), batches=len(X_blocks))
-    for i, (X_block, y_block) in enumerate(zip(X_blocks, y_blocks), start=1):
+    futures, run = [], LegacyRun(model=SGDClassifier(random_state=0), batches=X.numblocks[0])
+    for i in range(1, run.batches + 1):
+        # Cull each batch's graph to its own block: the whole graph would be ~600 KB a task.
+        X_block, y_block = dask.optimize(X.blocks[i - 1], y.blocks[i - 1])
         future = client.submit(train_batch, LazyBatch(X_block, y_block), pure=False)
         fire_and_forget(future)
         futures.append(future)

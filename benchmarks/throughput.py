@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))  # legacy_worker and breakdown, also when imported
 import breakdown  # noqa: E402
 import legacy_worker  # noqa: E402
 
+N_WORKERS = 2
 BLOCK_SIZE = 4096
 N_FEATURES = 100
 SYNC_EVERY = 50
@@ -122,6 +123,8 @@ def make_problem(n_samples: int) -> tuple[Any, Any, Any, Any]:
 def load_data(client: Client, n_samples: int) -> Data:
     """Persist the training part on the cluster; bring numpy copies to the client."""
     X_lazy, y_lazy, X_test, y_test = make_problem(n_samples)
+    # Under load a worker can register late; data persisted before that all lands on the other one.
+    client.wait_for_workers(N_WORKERS)
     X_train, y_train = client.persist([X_lazy, y_lazy])
     wait([X_train, y_train])
     X_np, y_np, X_test_np, y_test_np = client.compute([X_train, y_train, X_test, y_test], sync=True)
@@ -197,7 +200,7 @@ def run_legacy(data: Data, n_samples: int) -> tuple[Result, dict[str, Any]]:
     rows = n_blocks * BLOCK_SIZE
     X, y = data.X_lazy[:rows], data.y_lazy[:rows]
     with LocalCluster(
-        worker_class=legacy_worker.ModelWorker, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+        worker_class=legacy_worker.ModelWorker, n_workers=N_WORKERS, threads_per_worker=1, dashboard_address=":0"
     ) as cluster, Client(cluster) as client:
         run, seconds = timed(lambda: legacy_worker.train(client, X, y, sync_every=SYNC_EVERY))
         processes = cluster.processes
@@ -280,7 +283,8 @@ def format_goals(checks: dict[str, dict[str, Any]]) -> str:
         "accuracy_points_vs_single": "fedplugin - single-process accuracy (points)",
     }
     return "\n".join(
-        f"- {labels[name]}: {c['value']:+.2f}, goal {c['target']}: {'MET' if c['met'] else 'NOT MET'}"
+        f"- {labels[name]}: {c['value']:{'+.2f' if name.startswith('accuracy') else '.2f'}}, "
+        f"goal {c['target']}: {'MET' if c['met'] else 'NOT MET'}"
         for name, c in checks.items()
     )
 
@@ -296,6 +300,7 @@ def environment() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {
@@ -337,10 +342,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run every method, print the table and the goals, write the JSON report; return the report."""
     args = parse_args(argv)
+    load_at_start = os.getloadavg()
     print(f"data: {args.samples:,} x {N_FEATURES}, blocks of {BLOCK_SIZE:,}, 10 % held out", flush=True)
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
         data = load_data(client, args.samples)
-        print(f"cluster: 2 worker processes with nannies; {args.repeats} repeats", flush=True)
+        placement = {w: len(xs) for w, (xs, _) in breakdown.resident_blocks(client, data.X_train, data.y_train).items()}
+        print(f"cluster: {N_WORKERS} worker processes with nannies, training blocks per worker "
+              f"{sorted(placement.values())}; {args.repeats} repeats", flush=True)
         results = run_cluster_methods(client, data, args.repeats)
         print("breakdown of fedplugin's time ...", flush=True)
         profile = breakdown.measure(client, data.X_train, data.y_train, fedplugin_coordinator(client, "bench-profile"))
@@ -349,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     checks = goals(results)
     report = {
         **environment(),
+        "load_average_at_start": load_at_start,
         "config": {
             "samples": args.samples, "train_rows": data.n_train, "test_rows": len(data.y_test),
             "features": N_FEATURES, "block_size": BLOCK_SIZE, "sync_every": SYNC_EVERY, "repeats": args.repeats,

@@ -127,8 +127,12 @@ class Coordinator:
         self.adapter = adapter_for(self.estimator)
         self.history: list[Round] = []
         self._total_samples = 0
-        self._signals: list[dict[str, Any]] = []
+        #: The latest round-ending signals workers sent (most recent last).
+        self.signals: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._current_token: str | None = None
         client.register_plugin(ModelStore())
+        # Workers that end a round themselves (time, drift, ...) say so on this topic.
+        client.subscribe_topic(f"fedplugin-{self.name}", self._on_signal)
         stored = client.run_on_scheduler(tasks.store_get, self.name)
         self._global: GlobalModel | None = None if stored is None else GlobalModel.from_bytes(stored)
 
@@ -197,6 +201,16 @@ class Coordinator:
             raise
         return self
 
+    def close(self) -> None:
+        """Stop listening to the workers' signals (the model stays on the cluster)."""
+        self.client.unsubscribe_topic(f"fedplugin-{self.name}")
+
+    def __enter__(self) -> Coordinator:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
     def partial_fit(self, X: Any, y: Any) -> Coordinator:
         """One pass over ``X``, ``y``, continuing from the current global model."""
         return self.fit(X, y, epochs=1)
@@ -207,7 +221,7 @@ class Coordinator:
         start = time.perf_counter()
         states = self.client.run(tasks.state, self.name, on_error="return")
         results = [
-            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], [], None, 0.0)
+            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], None, 0.0)
             for w, s in states.items()
             if isinstance(s, dict) and s["params"] is not None
         ]
@@ -263,6 +277,20 @@ class Coordinator:
         if _is_dask(X):
             return _score_dask(model, X, y)
         return float(model.score(np.asarray(X), np.asarray(y)))
+
+    async def _on_signal(self, event: tuple[float, dict[str, Any]]) -> None:
+        """A worker ended the round: with ``preempt``, stop the others' tasks now.
+
+        Runs on the client's event loop, so it must not block: it sends the stop
+        requests and returns; the training loop sees the round end when the
+        signalling worker's task returns.
+        """
+        _, message = event
+        self.signals.append(message)
+        if self.preempt and message.get("token") == self._current_token:
+            await self.client.run(
+                tasks.request_stop, self.name, message["token"], on_error="ignore", asynchronous=True
+            )
 
     # ------------------------------------------------------------- set-up
     def _resolve_plugin(self, plugin: Any) -> tuple[str, BaseEstimator, np.ndarray | None]:
@@ -346,7 +374,7 @@ class Coordinator:
 
     def _round(self, queues: dict[str, deque], blocks: dict, attempts: dict, bar: Any) -> None:
         start = time.perf_counter()
-        token = uuid.uuid4().hex
+        token = self._current_token = uuid.uuid4().hex
         workers = self._workers()
         _rebalance(queues, workers)
         budget = self.policy.blocks_per_round(len(workers))
@@ -355,7 +383,7 @@ class Coordinator:
         inflight: dict[Any, tuple[str, list]] = {}
         futures = as_completed()
         trigger = None
-        retrained = samples = trained_blocks = 0
+        retrained = samples = trained_blocks = handed_back = 0
 
         def launch(worker: str) -> None:
             limit = min(shares.get(worker, 0), self.max_task_blocks)
@@ -402,8 +430,10 @@ class Coordinator:
                 latest[result.worker] = result  # its parameters include the earlier tasks' updates
             samples += sum(rows for _, rows in result.trained)
             trained_blocks += len(result.trained)
-            done = {index for index, _ in result.trained}
-            leftover = [item for item in items if item[1] not in done]
+            # Blocks are trained in order, so the untrained ones are the tail (an
+            # index can appear twice in a task, once per epoch).
+            leftover = items[len(result.trained):]
+            handed_back += len(leftover)
             queues.setdefault(result.worker, deque()).extendleft(reversed(leftover))
             if bar is not None:
                 bar.update(sum(rows for _, rows in result.trained))
@@ -413,9 +443,13 @@ class Coordinator:
                     self._request_stop(token, [w for w, _ in inflight.values()])
             if trigger is None:
                 launch(worker)
-        if trigger is None:
-            trigger = "count" if any(queues.values()) else "final"
-        self._finish_round(list(latest.values()), trigger, start, retrained, len(workers), samples, trained_blocks)
+        if not any(queues.values()):
+            trigger = "final"  # the round that closes the fit, whatever else ended it
+        elif trigger is None:
+            trigger = "count"
+        self._finish_round(
+            list(latest.values()), trigger, start, retrained, len(workers), samples, trained_blocks, handed_back
+        )
         if bar is not None:
             bar.set_postfix(round=self.rounds, version=self.version)
 
@@ -428,6 +462,7 @@ class Coordinator:
         n_workers: int,
         samples: int,
         blocks: int,
+        handed_back: int = 0,
     ) -> None:
         """Aggregate the workers' parameters, publish the result, record the round."""
         finite, excluded = [], []
@@ -461,6 +496,7 @@ class Coordinator:
                 total_samples=self._total_samples,
                 blocks=blocks,
                 retrained_blocks=retrained,
+                handed_back_blocks=handed_back,
                 n_workers=len(finite),
                 workers=tuple(sorted(r.worker for r in finite)),
                 excluded_workers=tuple(sorted(excluded)),

@@ -136,12 +136,12 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         plugin = FederatedModelPlugin(template, classes=classes, name=name)
         client.register_plugin(plugin)
         try:
-            coord = Coordinator(
+            with Coordinator(
                 client, plugin, sync=self.sync, aggregator=self.aggregator, block_size=self.block_size, progress=False
-            )
-            if fitted:
-                coord.set_global_model(self.estimator_)
-            coord.fit(X, y, epochs=epochs)
+            ) as coord:
+                if fitted:
+                    coord.set_global_model(self.estimator_)
+                coord.fit(X, y, epochs=epochs)
             self.estimator_ = coord.global_model()
             n_features = coord.n_features
             self.history_ = getattr(self, "history_", []) + coord.history

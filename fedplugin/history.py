@@ -29,6 +29,9 @@ class Round:
         Blocks trained since the previous round.
     retrained_blocks : int
         Blocks trained again because the worker that trained them was lost.
+    handed_back_blocks : int
+        Blocks handed back untrained because the round ended first (trained
+        after the round).
     n_workers : int
         Workers whose updates were combined.
     workers : tuple of str
@@ -51,6 +54,7 @@ class Round:
     total_samples: int
     blocks: int
     retrained_blocks: int
+    handed_back_blocks: int
     n_workers: int
     workers: tuple[str, ...]
     excluded_workers: tuple[str, ...]

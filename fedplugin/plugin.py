@@ -50,9 +50,8 @@ class TrainResult:
     samples_since_sync : int
         Samples this worker trained since its model last received the global one.
     trained : list of (int, int)
-        ``(block index, rows)`` for every block trained, in order.
-    leftover : list of int
-        Indices of blocks handed back untrained (the round ended first).
+        ``(block index, rows)`` for every block trained, in order; the blocks
+        after them were handed back untrained (the round ended first).
     trigger : str or None
         The policy trigger that ended the task early, if any.
     seconds : float
@@ -65,7 +64,6 @@ class TrainResult:
     params: dict[str, np.ndarray]
     samples_since_sync: int
     trained: list[tuple[int, int]]
-    leftover: list[int]
     trigger: str | None
     seconds: float
 
@@ -254,7 +252,6 @@ class FederatedModelPlugin(WorkerPlugin):
                         {"worker": self.worker.address, "trigger": trigger, "token": token, "drift": float(drift)},
                     )
                     break
-            leftover = [index for index, _, _ in blocks[len(trained):]]
             self.seq += 1
             return TrainResult(
                 worker=self.worker.address,
@@ -263,7 +260,6 @@ class FederatedModelPlugin(WorkerPlugin):
                 params=self.adapter.get_params(self.model),
                 samples_since_sync=self.samples_since_sync,
                 trained=trained,
-                leftover=leftover,
                 trigger=trigger,
                 seconds=time.perf_counter() - start,
             )
