@@ -40,6 +40,7 @@ from .blocks import TrainingData, prepare, rescatter_lost
 from .history import Round
 from .plugin import FederatedModelPlugin, TrainResult
 from .store import GlobalModel, ModelStore
+from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
 
 logger = logging.getLogger("fedplugin")
@@ -77,6 +78,12 @@ class Coordinator:
     worker_timeout : float, default 60
         Seconds ``fit`` waits for a worker when none is running (e.g. while
         nannies restart them) before giving up.
+    scoring : str or callable, optional
+        Test-then-train (progressive validation): each worker scores every
+        block with its model *before* training on it, and each round's
+        ``metrics["online_score"]`` holds the row-weighted mean. Any scikit-learn
+        scorer name (``"accuracy"``, ``"neg_log_loss"``, ...) or a callable
+        ``scorer(estimator, X, y) -> float``.
 
     Attributes
     ----------
@@ -108,6 +115,7 @@ class Coordinator:
         preempt: bool = False,
         progress: bool | None = None,
         worker_timeout: float = 60.0,
+        scoring: str | Any = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -123,6 +131,7 @@ class Coordinator:
         self.preempt = bool(preempt)
         self.progress = progress
         self.worker_timeout = worker_timeout
+        self.scorer = _as_scorer(scoring)
         self.name, self.estimator, self.classes = self._resolve_plugin(plugin)
         self.adapter = adapter_for(self.estimator)
         self.history: list[Round] = []
@@ -201,6 +210,70 @@ class Coordinator:
             raise
         return self
 
+    def fit_stream(
+        self, batches: Iterable[tuple[Any, Any]], *, max_blocks_in_flight: int | None = None
+    ) -> Coordinator:
+        """Train on a stream of ``(X, y)`` numpy batches, as they arrive.
+
+        Batches are read only as fast as the cluster trains them (at most
+        ``max_blocks_in_flight`` blocks wait at any time), spread over the
+        workers, trained and synchronized by the policy; a final round closes
+        the stream.
+
+        Parameters
+        ----------
+        batches : iterable of (X, y)
+            Numpy arrays or pandas objects; a generator works. Classifiers need
+            their classes up front (``FederatedModelPlugin(..., classes=...)``
+            or an earlier fit), since a stream cannot be looked at in advance.
+        max_blocks_in_flight : int, optional
+            Backpressure bound; default ``max(2 x blocks per round, 8 x workers)``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad batch, after training every batch before it.
+        """
+        n_workers = len(self._workers())
+        budget = self.policy.blocks_per_round(n_workers)
+        if max_blocks_in_flight is None:
+            max_blocks_in_flight = max(2 * (budget or 0), 8 * n_workers)
+        if isinstance(max_blocks_in_flight, bool) or not isinstance(max_blocks_in_flight, int) or max_blocks_in_flight < 1:
+            raise ValueError(f"max_blocks_in_flight={max_blocks_in_flight!r} must be an int >= 1")
+        classes = self._classes_for_validation()
+        if is_classifier(self.estimator) and classes is None:
+            raise ValueError(
+                "fit_stream needs the classes before the first batch: pass "
+                f"FederatedModelPlugin(..., classes=[...], name={self.name!r}) or fit once first"
+            )
+        feed = StreamFeeder(
+            self.client, batches, max_blocks=max_blocks_in_flight, block_size=self.block_size,
+            n_features=self.n_features, classes=classes, is_classifier=is_classifier(self.estimator),
+        )
+        first = feed.peek()
+        if first is None:
+            raise ValueError("the stream is empty; expected at least one (X, y) batch")
+        if self._global is None:
+            self._initialize(np.asarray(first[0]).shape[1], classes)
+            feed.n_features = self._global.n_features
+        self._ensure_workers_current()
+        blocks: dict[int, Any] = {}
+        queues: dict[str, deque] = {w: deque() for w in self._workers()}
+        attempts: dict[int, int] = {}
+        bar = self._progress_bar(None, 1)
+        try:
+            while not feed.exhausted or any(queues.values()):
+                self._round(queues, blocks, attempts, bar, feed)
+                waiting = {index for queue in queues.values() for _, index in queue}
+                for index in [i for i in blocks if i not in waiting]:
+                    del blocks[index]  # trained: let the cluster forget the block
+        finally:
+            if bar is not None:
+                bar.close()
+        if feed.error is not None:
+            raise feed.error
+        return self
+
     def close(self) -> None:
         """Stop listening to the workers' signals (the model stays on the cluster)."""
         self.client.unsubscribe_topic(f"fedplugin-{self.name}")
@@ -221,7 +294,7 @@ class Coordinator:
         start = time.perf_counter()
         states = self.client.run(tasks.state, self.name, on_error="return")
         results = [
-            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], None, 0.0)
+            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], 0.0, None, 0.0)
             for w, s in states.items()
             if isinstance(s, dict) and s["params"] is not None
         ]
@@ -259,17 +332,27 @@ class Coordinator:
         """Each worker's model version, parameters and sample counters."""
         return self.client.run(tasks.state, self.name)
 
-    def predict(self, X: Any) -> Any:
-        """Predict with the global model (numpy in, numpy out; dask in, dask out)."""
-        return self._apply("predict", X)
+    def predict(self, X: Any, *, model: str = "global") -> Any:
+        """Label ``X``: numpy in, numpy out (on a worker); dask in, dask out.
 
-    def predict_proba(self, X: Any) -> Any:
-        """Class probabilities from the global model, where the estimator has them."""
-        return self._apply("predict_proba", X)
+        Parameters
+        ----------
+        X : array-like or dask array / dataframe
+            A small numpy batch is labelled on a worker, with the current global
+            model (``model="global"``) or that worker's own local model
+            (``model="local"``); a dask collection is labelled block by block
+            where it lives, with the global model.
+        model : {"global", "local"}
+        """
+        return self._apply("predict", X, model)
 
-    def decision_function(self, X: Any) -> Any:
-        """Decision function of the global model, where the estimator has it."""
-        return self._apply("decision_function", X)
+    def predict_proba(self, X: Any, *, model: str = "global") -> Any:
+        """Class probabilities, where the estimator has them (see :meth:`predict`)."""
+        return self._apply("predict_proba", X, model)
+
+    def decision_function(self, X: Any, *, model: str = "global") -> Any:
+        """Decision function, where the estimator has it (see :meth:`predict`)."""
+        return self._apply("decision_function", X, model)
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy (classifiers) or R² (regressors) of the global model on ``X``, ``y``."""
@@ -372,28 +455,38 @@ class Coordinator:
             if bar is not None:
                 bar.close()
 
-    def _round(self, queues: dict[str, deque], blocks: dict, attempts: dict, bar: Any) -> None:
+    def _round(
+        self, queues: dict[str, deque], blocks: dict, attempts: dict, bar: Any, feed: StreamFeeder | None = None
+    ) -> None:
         start = time.perf_counter()
         token = self._current_token = uuid.uuid4().hex
         workers = self._workers()
         _rebalance(queues, workers)
         budget = self.policy.blocks_per_round(len(workers))
-        shares = _shares(budget, workers, sum(map(len, queues.values())))
+        if feed is not None:
+            feed(queues, blocks, budget or len(workers) * self.max_task_blocks)
+        more_coming = feed is not None and not feed.exhausted
+        queued = sum(map(len, queues.values()))
+        shares = _shares(budget, workers, budget if more_coming and budget else queued)
         latest: dict[str, TrainResult] = {}
         inflight: dict[Any, tuple[str, list]] = {}
         futures = as_completed()
         trigger = None
         retrained = samples = trained_blocks = handed_back = 0
+        score_sum = 0.0
 
         def launch(worker: str) -> None:
             limit = min(shares.get(worker, 0), self.max_task_blocks)
             items = _take(queues, worker, limit)
+            if not items and feed is not None and not feed.exhausted:
+                feed(queues, blocks, limit)
+                items = _take(queues, worker, limit)
             if not items:
                 return
             shares[worker] -= len(items)
             args = [(index, blocks[index].x, blocks[index].y) for _, index in items]
             future = self.client.submit(
-                tasks.train, self.name, token, args, self.policy, time.perf_counter() - start, self.version,
+                tasks.train, self.name, token, args, self.policy, time.perf_counter() - start, self.version, self.scorer,
                 key=f"fedplugin-train-{uuid.uuid4().hex}", workers=[worker], allow_other_workers=True, pure=False,
             )
             inflight[future] = (worker, items)
@@ -430,6 +523,7 @@ class Coordinator:
                 latest[result.worker] = result  # its parameters include the earlier tasks' updates
             samples += sum(rows for _, rows in result.trained)
             trained_blocks += len(result.trained)
+            score_sum += result.score_sum
             # Blocks are trained in order, so the untrained ones are the tail (an
             # index can appear twice in a task, once per epoch).
             leftover = items[len(result.trained):]
@@ -443,12 +537,14 @@ class Coordinator:
                     self._request_stop(token, [w for w, _ in inflight.values()])
             if trigger is None:
                 launch(worker)
-        if not any(queues.values()):
+        if not any(queues.values()) and (feed is None or feed.exhausted):
             trigger = "final"  # the round that closes the fit, whatever else ended it
         elif trigger is None:
             trigger = "count"
+        metrics = {"online_score": score_sum / samples} if self.scorer is not None and samples else {}
         self._finish_round(
-            list(latest.values()), trigger, start, retrained, len(workers), samples, trained_blocks, handed_back
+            list(latest.values()), trigger, start, retrained, len(workers), samples, trained_blocks, handed_back,
+            metrics,
         )
         if bar is not None:
             bar.set_postfix(round=self.rounds, version=self.version)
@@ -463,6 +559,7 @@ class Coordinator:
         samples: int,
         blocks: int,
         handed_back: int = 0,
+        metrics: dict[str, float] | None = None,
     ) -> None:
         """Aggregate the workers' parameters, publish the result, record the round."""
         finite, excluded = [], []
@@ -504,6 +601,7 @@ class Coordinator:
                 bytes_up=sum(_nbytes(r.params) for r in results),
                 bytes_down=new.nbytes() * n_workers,
                 version=new.version,
+                metrics=metrics or {},
             )
         )
         logger.info("round %d (%s): %d samples from %d workers", new.rounds, trigger, samples, len(finite))
@@ -537,22 +635,42 @@ class Coordinator:
             except Exception:
                 pass
 
-    def _progress_bar(self, data: TrainingData, epochs: int) -> Any:
+    def _progress_bar(self, data: TrainingData | None, epochs: int) -> Any:
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         if not show:
             return None
         from tqdm.auto import tqdm
 
-        total = None if data.n_samples is None else data.n_samples * epochs
+        total = None if data is None or data.n_samples is None else data.n_samples * epochs
         return tqdm(total=total, unit="samples", unit_scale=True, desc=f"fedplugin {self.name}")
 
-    def _apply(self, method: str, X: Any) -> Any:
-        model = self.global_model()
-        if not hasattr(model, method):
-            raise AttributeError(f"{type(model).__name__} has no {method}")
+    def _apply(self, method: str, X: Any, model: str) -> Any:
+        if model not in ("global", "local"):
+            raise ValueError(f"model={model!r} is not supported; expected 'global' or 'local'")
+        self._check_fitted()
+        if not hasattr(self.estimator, method):
+            raise AttributeError(f"{type(self.estimator).__name__} has no {method}")
         if _is_dask(X):
-            return _apply_dask(model, method, X)
-        return getattr(model, method)(np.asarray(X))
+            if model == "local":
+                raise ValueError("model='local' labels numpy batches on one worker; pass a numpy array")
+            return _apply_dask(self.global_model(), method, X)
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self._global.n_features:
+            raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self._global.n_features})")
+        for _ in range(2):  # a cached worker may have left: refresh once
+            worker = self._next_worker()
+            result = self.client.run(tasks.predict, self.name, X, method, model, workers=[worker], on_error="return")
+            if worker in result and not isinstance(result[worker], Exception):
+                return result[worker]
+            self._prediction_workers = []
+        raise result.get(worker, RuntimeError(f"worker {worker} did not answer"))
+
+    def _next_worker(self) -> str:
+        """Spread prediction requests over the workers in turn (the list is cached)."""
+        if not getattr(self, "_prediction_workers", None):
+            self._prediction_workers = self._workers()
+        self._predictions = getattr(self, "_predictions", 0) + 1
+        return self._prediction_workers[self._predictions % len(self._prediction_workers)]
 
 
 # ---------------------------------------------------------------- block queues
@@ -617,6 +735,19 @@ def _forget_model(name: str, dask_worker: Any = None) -> None:
     with plugin.lock:
         plugin.model = None
         plugin.global_model = None
+
+
+def _as_scorer(scoring: Any) -> Any:
+    """A scorer ``f(estimator, X, y)`` from a name or callable, or ``None``."""
+    if scoring is None:
+        return None
+    if isinstance(scoring, str):
+        from sklearn.metrics import get_scorer
+
+        return get_scorer(scoring)  # raises a ValueError listing the valid names
+    if callable(scoring):
+        return scoring
+    raise TypeError(f"scoring={scoring!r} is not a scorer name or a callable scorer(estimator, X, y)")
 
 
 def _nbytes(params: dict[str, np.ndarray]) -> int:

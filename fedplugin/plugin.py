@@ -12,6 +12,7 @@ Tasks reach the plugin with ``get_worker().plugins[name]`` (see
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -52,6 +53,9 @@ class TrainResult:
     trained : list of (int, int)
         ``(block index, rows)`` for every block trained, in order; the blocks
         after them were handed back untrained (the round ended first).
+    score_sum : float
+        With test-then-train scoring: sum over trained blocks of the block's
+        score before training times its rows.
     trigger : str or None
         The policy trigger that ended the task early, if any.
     seconds : float
@@ -64,6 +68,7 @@ class TrainResult:
     params: dict[str, np.ndarray]
     samples_since_sync: int
     trained: list[tuple[int, int]]
+    score_sum: float
     trigger: str | None
     seconds: float
 
@@ -132,6 +137,8 @@ class FederatedModelPlugin(WorkerPlugin):
         self.seq = 0
         self.stop_tokens: set[str] = set()
         self.restored_at: float | None = None
+        self._predictor: BaseEstimator | None = None
+        self._predictor_version: int | None = None
         # The store usually exists already (the Coordinator registers it); making
         # sure here keeps setup independent of who came first.
         await worker.scheduler.register_scheduler_plugin(
@@ -184,12 +191,39 @@ class FederatedModelPlugin(WorkerPlugin):
 
     def local_model(self) -> BaseEstimator:
         """A copy of this worker's current local model."""
-        import copy
-
         with self.lock:
             if self.model is None:
                 raise RuntimeError(f"plugin {self.name!r} has no model yet: no fit has started")
             return copy.deepcopy(self.model)
+
+    def predict(self, X: np.ndarray, method: str = "predict", source: str = "global") -> np.ndarray:
+        """Label ``X`` with the global model (default) or this worker's local model.
+
+        The global model is kept apart from the local one, so predictions need no
+        lock and never wait for a training task; the local model is copied under
+        the lock first (waiting at most a second).
+        """
+        if self.global_model is None:
+            raise RuntimeError(f"plugin {self.name!r} has no model yet: no fit has started")
+        if source == "local":
+            # Called on the worker's event loop: never wait long for a training task.
+            if not self.lock.acquire(timeout=1.0):
+                raise RuntimeError(
+                    f"worker {self.worker.address} is training {self.name!r}; its local model is "
+                    "busy, predict with model='global' instead"
+                )
+            try:
+                model = copy.deepcopy(self.model)
+            finally:
+                self.lock.release()
+        else:
+            if self._predictor_version != self.global_model.version:
+                g = self.global_model
+                predictor = self.adapter.initialize(self.estimator, g.n_features, g.classes)
+                self.adapter.set_params(predictor, g.params)
+                self._predictor, self._predictor_version = predictor, g.version
+            model = self._predictor
+        return getattr(model, method)(np.asarray(X, dtype=np.float64))
 
     # ------------------------------------------------------------------ training
     def train(
@@ -199,12 +233,15 @@ class FederatedModelPlugin(WorkerPlugin):
         policy: SyncPolicy,
         elapsed_before: float = 0.0,
         version: int | None = None,
+        scorer: Any = None,
     ) -> TrainResult:
         """Train the local model on ``blocks`` in order until the round ends.
 
         Each block is validated right before it is trained. After each block the
         policy's worker-side check runs; if it fires, the worker logs an event
         on topic ``fedplugin-<name>`` and hands the remaining blocks back.
+        With a ``scorer`` (test-then-train), each block is first scored by the
+        model that is about to learn from it.
         """
         start = time.perf_counter()
         with self.lock:
@@ -223,11 +260,14 @@ class FederatedModelPlugin(WorkerPlugin):
             reference_norm = _squared_norm(reference) if reference is not None else 0.0
             trained: list[tuple[int, int]] = []
             trigger = None
+            score_sum = 0.0
             for index, x, y in blocks:
                 if token in self.stop_tokens:
                     break
                 X_block, y_block = load_block(x, y)
                 check_block(index, X_block, y_block, n_features, classes)
+                if scorer is not None:
+                    score_sum += scorer(self.model, X_block, y_block) * len(y_block)
                 try:
                     self.adapter.partial_fit(self.model, X_block, y_block)
                 except ValueError as exc:
@@ -260,6 +300,7 @@ class FederatedModelPlugin(WorkerPlugin):
                 params=self.adapter.get_params(self.model),
                 samples_since_sync=self.samples_since_sync,
                 trained=trained,
+                score_sum=score_sum,
                 trigger=trigger,
                 seconds=time.perf_counter() - start,
             )

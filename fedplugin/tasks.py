@@ -49,6 +49,11 @@ def local_model(name: str, dask_worker: Any = None) -> Any:
     return _plugin(dask_worker, name).local_model()
 
 
+def predict(name: str, X: Any, method: str, source: str, dask_worker: Any = None) -> Any:
+    """``client.run``: label ``X`` on this worker (see ``FederatedModelPlugin.predict``)."""
+    return _plugin(dask_worker, name).predict(X, method, source)
+
+
 def describe(name: str, dask_worker: Any = None) -> dict[str, Any] | None:
     """``client.run``: the plugin's configuration, or ``None`` if absent."""
     plugin = dask_worker.plugins.get(name)
@@ -80,4 +85,4 @@ def store_drop(name: str, dask_scheduler: Any = None) -> None:
         store.drop(name)
 
 
-__all__ = ["train", "set_global", "request_stop", "state", "local_model", "describe", "store_put", "store_get", "store_drop"]
+__all__ = ["train", "set_global", "request_stop", "state", "local_model", "predict", "describe", "store_put", "store_get", "store_drop"]

@@ -1,0 +1,106 @@
+"""Feeding a stream of ``(X, y)`` batches to the coordinator with backpressure.
+
+:meth:`Coordinator.fit_stream` reads batches from any iterable (a generator, a
+message-queue consumer, ...) only as fast as the cluster trains them: at most
+``max_blocks`` blocks are scattered and waiting at any time, so memory stays
+flat however long the stream. Each batch is validated before it is scattered;
+a bad batch stops the reading, everything read before it is still trained,
+and the error is raised at the end naming the batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from distributed import Client
+
+from .blocks import BlockRef, prepare
+
+
+class StreamFeeder:
+    """Pull batches from ``batches`` into the coordinator's block queues on demand.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    batches : iterable of (X, y)
+        Numpy (or pandas) batches.
+    max_blocks : int
+        Most blocks waiting to be trained at any time (the backpressure bound).
+    block_size : int
+        Rows per block; a batch larger than this is cut into several blocks.
+    n_features : int
+        Features every batch must have.
+    classes : ndarray or None
+        Labels every classifier batch must draw from.
+    is_classifier : bool
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        batches: Iterable[tuple[Any, Any]],
+        *,
+        max_blocks: int,
+        block_size: int,
+        n_features: int | None,
+        classes: Any,
+        is_classifier: bool,
+    ) -> None:
+        self.client = client
+        self.iterator = iter(batches)
+        self.max_blocks = max_blocks
+        self.block_size = block_size
+        self.n_features = n_features
+        self.classes = classes
+        self.is_classifier = is_classifier
+        self.exhausted = False
+        self.error: Exception | None = None
+        self.batches_read = 0
+        self.samples_read = 0
+        self._indices = itertools.count()
+        self._pending: tuple[Any, Any] | None = None
+
+    def peek(self) -> tuple[Any, Any] | None:
+        """The first batch, read ahead so the model can be initialised from it."""
+        if self._pending is None and not self.exhausted:
+            try:
+                self._pending = next(self.iterator)
+            except StopIteration:
+                self.exhausted = True
+        return self._pending
+
+    def __call__(self, queues: dict[str, deque], blocks: dict[int, BlockRef], target: int) -> None:
+        """Read batches until ``target`` blocks (at most ``max_blocks``) are queued."""
+        workers = itertools.cycle(sorted(queues))
+        queued = sum(len(queue) for queue in queues.values())
+        target = min(max(target, 1), self.max_blocks)
+        while queued < target and not self.exhausted:
+            batch = self.peek()
+            self._pending = None
+            if batch is None:
+                break
+            try:
+                X, y = batch
+                data = prepare(
+                    self.client, X, y, block_size=self.block_size, n_features=self.n_features,
+                    classes=self.classes, is_classifier=self.is_classifier,
+                )
+            except (ValueError, TypeError) as exc:
+                self.error = type(exc)(
+                    f"batch {self.batches_read} of the stream was rejected: {exc}; the "
+                    f"{self.batches_read} batches before it were trained"
+                )
+                self.exhausted = True
+                break
+            for block in data.blocks:
+                block.index = next(self._indices)
+                blocks[block.index] = block
+                owner = block.home if block.home in queues else next(workers)
+                queues[owner].append((0, block.index))
+            queued += len(data.blocks)
+            self.batches_read += 1
+            self.samples_read += data.n_samples

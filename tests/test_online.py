@@ -1,0 +1,125 @@
+"""Online use: streams with backpressure, test-then-train scores, labelling on workers."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import SGDClassifier, SGDRegressor
+
+from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_classification(n_samples=30_000, n_features=20, n_informative=10, random_state=0)
+
+
+def coordinator(client, name="online", estimator=None, classes=(0, 1), **kwargs):
+    plugin = FederatedModelPlugin(estimator or SGDClassifier(random_state=0), classes=classes, name=name)
+    client.register_plugin(plugin)
+    return Coordinator(client, plugin, **kwargs)
+
+
+def batches(X, y, size, seen=None):
+    for start in range(0, len(y), size):
+        if seen is not None:
+            seen.append(start)
+        yield X[start:start + size], y[start:start + size]
+
+
+def test_fit_stream_trains_every_batch_once(client, data):
+    X, y = data
+    coord = coordinator(client, sync=EveryNBatches(6), block_size=1000)
+    coord.fit_stream(batches(X, y, 1000))
+    assert sum(r.samples for r in coord.history) == len(X)
+    assert [r.trigger for r in coord.history][-1] == "final"
+    assert coord.score(X, y) > 0.6
+
+
+def test_fit_stream_backpressure(client, data):
+    """The generator is read lazily: never more than the bound ahead of training."""
+    X, y = data
+    read = []
+    coord = coordinator(client, sync=EveryNBatches(4), block_size=500)
+    stream = batches(X, y, 500, seen=read)
+    max_ahead = []
+    original = coord._finish_round
+
+    def spy(*args, **kwargs):
+        trained = coord.history[-1].total_samples if coord.history else 0
+        max_ahead.append(len(read) * 500 - trained - args[5])  # read but not yet trained, blocks in rows
+        return original(*args, **kwargs)
+
+    coord._finish_round = spy
+    coord.fit_stream(stream, max_blocks_in_flight=8)
+    assert sum(r.samples for r in coord.history) == len(X)
+    assert max(max_ahead) <= 8 * 500
+
+
+def test_fit_stream_bad_batch_trains_everything_before_it(client, data):
+    X, y = data
+    X = X.copy()
+    X[12_345, 3] = np.nan  # in batch 12 of 1000 rows
+    coord = coordinator(client, sync=EveryNBatches(4), block_size=1000)
+    with pytest.raises(ValueError, match="batch 12 of the stream was rejected: .*NaN.*12 batches before it were trained"):
+        coord.fit_stream(batches(X, y, 1000))
+    assert coord.history[-1].total_samples == 12_000
+
+
+def test_fit_stream_needs_classes_and_data(client, data):
+    X, y = data
+    coord = coordinator(client, name="no-classes", classes=None)
+    with pytest.raises(ValueError, match="fit_stream needs the classes"):
+        coord.fit_stream(batches(X, y, 1000))
+    coord = coordinator(client, name="empty")
+    with pytest.raises(ValueError, match="the stream is empty"):
+        coord.fit_stream(iter([]))
+
+
+def test_test_then_train_scores(client, data):
+    X, y = data
+    coord = coordinator(client, sync=EveryNBatches(6), block_size=1000, scoring="accuracy")
+    coord.fit(X, y)
+    scores = [r.metrics["online_score"] for r in coord.history]
+    assert all(0 <= s <= 1 for s in scores)
+    assert scores[0] < scores[-1], "the model gets better at blocks it has not seen yet"
+    # the first block of all is scored by the all-zero model, which predicts the first class
+    assert scores[0] < 0.75
+
+
+def test_scoring_callable_and_bad_name(client, data):
+    X, y = data
+    seen = []
+
+    def scorer(estimator, X_block, y_block):
+        seen.append(len(y_block))
+        return 1.0
+
+    coord = coordinator(client, scoring=scorer, block_size=1000)
+    coord.fit(X[:4000], y[:4000])
+    assert all(r.metrics["online_score"] == 1.0 for r in coord.history)
+    with pytest.raises(ValueError, match="not a valid scoring value"):
+        coordinator(client, name="bad", scoring="accuracyy")
+
+
+def test_predict_on_worker_global_and_local(client, data):
+    X, y = data
+    coord = coordinator(client, block_size=1000)
+    coord.fit(X, y)
+    np.testing.assert_array_equal(coord.predict(X[:200]), coord.global_model().predict(X[:200]))
+    assert coord.predict(X[:1]).shape == (1,)
+    assert coord.decision_function(X[:3]).shape == (3,)
+    local = coord.predict(X[:200], model="local")
+    assert local.shape == (200,) and set(np.unique(local)) <= {0, 1}
+    with pytest.raises(ValueError, match="expected \\(n_samples, 20\\)"):
+        coord.predict(X[:5, :3])
+    with pytest.raises(ValueError, match="model='everyone'"):
+        coord.predict(X[:5], model="everyone")
+    with pytest.raises(AttributeError, match="has no predict_proba"):
+        coord.predict_proba(X[:5])  # hinge loss has no probabilities
+
+
+def test_local_model_equals_global_after_a_round(client, data):
+    X, y = data
+    coord = coordinator(client, estimator=SGDRegressor(random_state=0), classes=None, block_size=1000)
+    coord.fit(X[:5000], y[:5000].astype(float))
+    np.testing.assert_allclose(coord.predict(X[:10], model="local"), coord.predict(X[:10]))
