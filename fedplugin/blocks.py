@@ -96,6 +96,9 @@ def rescatter_lost(client: Client, blocks: list[BlockRef]) -> int:
 
 def load_block(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Materialise one block as ``(X, y)`` numpy arrays, inside a task."""
+    if isinstance(x, LazyPart) and isinstance(y, LazyPart):
+        # One computation, so work that X and y share (y is often derived from X) runs once.
+        x, y = dask.compute(x.delayed, y.delayed, scheduler="sync")
     if isinstance(x, LazyPart):
         x = x.load()
     if isinstance(y, LazyPart):

@@ -39,6 +39,8 @@ from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare, rescatter_lost
 from .history import Round
 from .plugin import FederatedModelPlugin, TrainResult
+from .predicting import apply_dask, is_dask, score_dask
+from .queues import initial_queues, rebalance, requeue, shares_of, take
 from .store import GlobalModel, ModelStore
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
@@ -357,8 +359,8 @@ class Coordinator:
     def score(self, X: Any, y: Any) -> float:
         """Accuracy (classifiers) or R² (regressors) of the global model on ``X``, ``y``."""
         model = self.global_model()
-        if _is_dask(X):
-            return _score_dask(model, X, y)
+        if is_dask(X):
+            return score_dask(model, X, y)
         return float(model.score(np.asarray(X), np.asarray(y)))
 
     async def _on_signal(self, event: tuple[float, dict[str, Any]]) -> None:
@@ -445,7 +447,7 @@ class Coordinator:
     def _train(self, data: TrainingData, epochs: int) -> None:
         blocks = {b.index: b for b in data.blocks}
         workers = self._workers()
-        queues = _initial_queues(data, epochs, workers)
+        queues = initial_queues(data, epochs, workers)
         attempts: dict[int, int] = {}
         bar = self._progress_bar(data, epochs)
         try:
@@ -461,13 +463,13 @@ class Coordinator:
         start = time.perf_counter()
         token = self._current_token = uuid.uuid4().hex
         workers = self._workers()
-        _rebalance(queues, workers)
+        rebalance(queues, workers)
         budget = self.policy.blocks_per_round(len(workers))
         if feed is not None:
             feed(queues, blocks, budget or len(workers) * self.max_task_blocks)
         more_coming = feed is not None and not feed.exhausted
         queued = sum(map(len, queues.values()))
-        shares = _shares(budget, workers, budget if more_coming and budget else queued)
+        shares = shares_of(budget, workers, budget if more_coming and budget else queued)
         latest: dict[str, TrainResult] = {}
         inflight: dict[Any, tuple[str, list]] = {}
         futures = as_completed()
@@ -477,10 +479,10 @@ class Coordinator:
 
         def launch(worker: str) -> None:
             limit = min(shares.get(worker, 0), self.max_task_blocks)
-            items = _take(queues, worker, limit)
+            items = take(queues, worker, limit)
             if not items and feed is not None and not feed.exhausted:
                 feed(queues, blocks, limit)
-                items = _take(queues, worker, limit)
+                items = take(queues, worker, limit)
             if not items:
                 return
             shares[worker] -= len(items)
@@ -511,7 +513,7 @@ class Coordinator:
                         self._stop_all(token, inflight)
                         raise RuntimeError(f"block {item[1]} was lost {MAX_ATTEMPTS} times; giving up") from exc
                 retrained += len(items)
-                _requeue(queues, self._workers(), items)
+                requeue(queues, self._workers(), items)
                 if trigger is None:
                     busy = {w for w, _ in inflight.values()}
                     for idle in self._workers():
@@ -650,10 +652,10 @@ class Coordinator:
         self._check_fitted()
         if not hasattr(self.estimator, method):
             raise AttributeError(f"{type(self.estimator).__name__} has no {method}")
-        if _is_dask(X):
+        if is_dask(X):
             if model == "local":
                 raise ValueError("model='local' labels numpy batches on one worker; pass a numpy array")
-            return _apply_dask(self.global_model(), method, X)
+            return apply_dask(self.global_model(), method, X)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self._global.n_features:
             raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self._global.n_features})")
@@ -671,58 +673,6 @@ class Coordinator:
             self._prediction_workers = self._workers()
         self._predictions = getattr(self, "_predictions", 0) + 1
         return self._prediction_workers[self._predictions % len(self._prediction_workers)]
-
-
-# ---------------------------------------------------------------- block queues
-def _initial_queues(data: TrainingData, epochs: int, workers: list[str]) -> dict[str, deque]:
-    """Each worker's queue of ``(epoch, block index)``: resident blocks stay home."""
-    queues: dict[str, deque] = {w: deque() for w in workers}
-    homeless = itertools.cycle(workers)
-    owner = {}
-    for block in data.blocks:
-        owner[block.index] = block.home if block.home in queues else next(homeless)
-    for epoch in range(epochs):
-        for block in data.blocks:
-            queues[owner[block.index]].append((epoch, block.index))
-    return queues
-
-
-def _rebalance(queues: dict[str, deque], workers: list[str]) -> None:
-    """Hand the queues of departed workers to the remaining ones; add new workers."""
-    for worker in workers:
-        queues.setdefault(worker, deque())
-    gone = [w for w in queues if w not in workers]
-    orphans = [item for w in gone for item in queues.pop(w)]
-    if orphans:
-        _requeue(queues, workers, orphans)
-
-
-def _requeue(queues: dict[str, deque], workers: list[str], items: Iterable) -> None:
-    for worker, item in zip(itertools.cycle(workers), sorted(items, reverse=True)):
-        queues.setdefault(worker, deque()).appendleft(item)
-
-
-def _shares(budget: int | None, workers: list[str], remaining: int) -> dict[str, float]:
-    """Blocks each worker trains this round: ``budget`` (at most what remains) split evenly."""
-    if budget is None:
-        return {w: float("inf") for w in workers}
-    base, extra = divmod(min(budget, remaining), len(workers))
-    return {w: base + (i < extra) for i, w in enumerate(workers)}
-
-
-def _take(queues: dict[str, deque], worker: str, limit: float) -> list:
-    """Up to ``limit`` items from ``worker``'s queue, stealing from the longest when empty."""
-    items = []
-    own = queues.setdefault(worker, deque())
-    while len(items) < limit:
-        if own:
-            items.append(own.popleft())
-            continue
-        donor = max(queues, key=lambda w: len(queues[w]))
-        if not queues[donor]:
-            break
-        items.append(queues[donor].pop())
-    return items
 
 
 # ------------------------------------------------------------------- helpers
@@ -752,37 +702,3 @@ def _as_scorer(scoring: Any) -> Any:
 
 def _nbytes(params: dict[str, np.ndarray]) -> int:
     return int(sum(np.asarray(v).nbytes for v in params.values()))
-
-
-def _is_dask(X: Any) -> bool:
-    return hasattr(X, "__dask_graph__")
-
-
-def _as_dask_array(data: Any) -> Any:
-    """A dask dataframe or series as a dask array with known chunk sizes."""
-    import dask.dataframe as dd
-
-    if isinstance(data, (dd.DataFrame, dd.Series)):
-        return data.to_dask_array(lengths=True)
-    return data
-
-
-def _apply_dask(model: BaseEstimator, method: str, X: Any) -> Any:
-    X = _as_dask_array(X)
-    sample = getattr(model, method)(np.zeros((1, X.shape[1])))
-    if sample.ndim == 1:
-        return X.map_blocks(lambda b: getattr(model, method)(b), drop_axis=1, dtype=sample.dtype, meta=np.empty(0, sample.dtype))
-    return X.map_blocks(
-        lambda b: getattr(model, method)(b), chunks=(X.chunks[0], (sample.shape[1],)), dtype=sample.dtype
-    )
-
-
-def _score_dask(model: BaseEstimator, X: Any, y: Any) -> float:
-    import dask.array as da
-
-    X, y = _as_dask_array(X), _as_dask_array(y)
-    predictions = _apply_dask(model, "predict", X)
-    if is_classifier(model):
-        return float((predictions == y).mean().compute())
-    residual, total = da.compute(((y - predictions) ** 2).sum(), ((y - y.mean()) ** 2).sum())
-    return float(1 - residual / total) if total > 0 else 0.0

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, is_classifier
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import get_tags
@@ -22,7 +22,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import tasks
 from .adapters import adapter_for, fresh_copy
-from .coordinator import Coordinator, _is_dask
+from .coordinator import Coordinator
+from .predicting import apply_dask, is_dask, score_dask
 from .plugin import FederatedModelPlugin
 from .store import GlobalModel
 
@@ -123,7 +124,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         template = fresh_copy(self._template())
         adapter_for(template)  # refuse unsupported estimators before touching the cluster
         fitted = hasattr(self, "estimator_")
-        if not _is_dask(X):
+        if not is_dask(X):
             X, y = validate_data(
                 self, X, y, reset=not fitted, dtype=[np.float64, np.float32], y_numeric=not is_classifier(template)
             )
@@ -169,16 +170,14 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     # ---------------------------------------------------------------- predicting
     def _check_input(self, X: Any) -> Any:
         check_is_fitted(self)
-        if _is_dask(X):
+        if is_dask(X):
             return X
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
     def _delegate(self, method: str, X: Any) -> Any:
         X = self._check_input(X)
-        if _is_dask(X):
-            from .coordinator import _apply_dask
-
-            return _apply_dask(self.estimator_, method, X)
+        if is_dask(X):
+            return apply_dask(self.estimator_, method, X)
         return getattr(self.estimator_, method)(X)
 
     def predict(self, X: Any) -> Any:
@@ -202,11 +201,9 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy (classifiers) or R² (regressors) of the global model."""
-        if _is_dask(X):
-            from .coordinator import _score_dask
-
+        if is_dask(X):
             check_is_fitted(self)
-            return _score_dask(self.estimator_, X, y)
+            return score_dask(self.estimator_, X, y)
         predictions = self.predict(X)
         metric = accuracy_score if is_classifier(self) else r2_score
         return float(metric(y, predictions, sample_weight=sample_weight))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol.pickle import dumps
-from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.base import BaseEstimator, is_classifier
 
 from .adapters import adapter_for, fresh_copy
 from .blocks import check_block, load_block

@@ -1,0 +1,68 @@
+"""Which worker trains which block: per-worker queues of ``(epoch, block index)``.
+
+Resident blocks stay on the worker that holds them; lazy ones are dealt out in
+turn. A worker whose queue runs dry takes blocks from the tail of the longest
+queue, so every core keeps working; the queues of departed workers are dealt
+to the remaining ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterable
+
+from .blocks import TrainingData
+
+
+def initial_queues(data: TrainingData, epochs: int, workers: list[str]) -> dict[str, deque]:
+    """Each worker's queue of ``(epoch, block index)``: resident blocks stay home."""
+    queues: dict[str, deque] = {w: deque() for w in workers}
+    homeless = itertools.cycle(workers)
+    owner = {}
+    for block in data.blocks:
+        owner[block.index] = block.home if block.home in queues else next(homeless)
+    for epoch in range(epochs):
+        for block in data.blocks:
+            queues[owner[block.index]].append((epoch, block.index))
+    return queues
+
+
+def rebalance(queues: dict[str, deque], workers: list[str]) -> None:
+    """Hand the queues of departed workers to the remaining ones; add new workers."""
+    for worker in workers:
+        queues.setdefault(worker, deque())
+    gone = [w for w in queues if w not in workers]
+    orphans = [item for w in gone for item in queues.pop(w)]
+    if orphans:
+        requeue(queues, workers, orphans)
+
+
+def requeue(queues: dict[str, deque], workers: list[str], items: Iterable) -> None:
+    for worker, item in zip(itertools.cycle(workers), sorted(items, reverse=True)):
+        queues.setdefault(worker, deque()).appendleft(item)
+
+
+def shares_of(budget: int | None, workers: list[str], remaining: int) -> dict[str, float]:
+    """Blocks each worker trains this round: ``budget`` (at most what remains) split evenly."""
+    if budget is None:
+        return {w: float("inf") for w in workers}
+    base, extra = divmod(min(budget, remaining), len(workers))
+    return {w: base + (i < extra) for i, w in enumerate(workers)}
+
+
+def take(queues: dict[str, deque], worker: str, limit: float) -> list:
+    """Up to ``limit`` items from ``worker``'s queue, stealing from the longest when empty."""
+    items = []
+    own = queues.setdefault(worker, deque())
+    while len(items) < limit:
+        if own:
+            items.append(own.popleft())
+            continue
+        donor = max(queues, key=lambda w: len(queues[w]))
+        if not queues[donor]:
+            break
+        items.append(queues[donor].pop())
+    return items
+
+
