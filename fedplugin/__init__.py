@@ -8,7 +8,9 @@ and get a plain fitted scikit-learn estimator back.
 import logging
 
 from .aggregation import Aggregator, Krum, Mean, Median, PerParameter, TrimmedMean, WeightedMean
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .coordinator import Coordinator
+from .deploy import register
 from .estimator import FederatedEstimator
 from .history import Round
 from .plugin import FederatedModelPlugin
@@ -22,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregator",
     "AnyOf",
+    "Checkpoint",
     "Coordinator",
     "DriftThreshold",
     "EveryNBatches",
@@ -31,11 +34,14 @@ __all__ = [
     "GlobalModel",
     "Krum",
     "LocalStats",
+    "load_checkpoint",
     "Mean",
     "Median",
     "ModelStore",
     "PerParameter",
     "Round",
+    "register",
+    "save_checkpoint",
     "SyncPolicy",
     "TrimmedMean",
     "WeightedMean",

@@ -88,7 +88,7 @@ def rescatter_lost(client: Client, blocks: list[BlockRef]) -> int:
     # The scheduler cancels the futures of scattered data that died with its worker.
     lost = [b for b in blocks if b.source is not None and b.x.status != "finished"]
     if lost:
-        futures = client.scatter([b.source for b in lost], hash=False)
+        futures = client.scatter([b.source for b in lost], hash=False, direct=True)
         for block, future in zip(lost, futures):
             block.x, block.home = future, None
     return len(lost)
@@ -238,7 +238,7 @@ def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
         _check_finite(y, "y")
     starts = range(0, X.shape[0], block_size)
     pairs = [(X[s : s + block_size], y[s : s + block_size]) for s in starts]
-    futures = client.scatter(pairs, hash=False)
+    futures = client.scatter(pairs, hash=False, direct=True)
     homes = client.who_has(futures)
     blocks = [
         BlockRef(i, fut, None, len(pair[1]), _first(homes.get(fut.key)), source=pair)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import os
 import sys
 import time
 import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,7 @@ from . import tasks
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare, rescatter_lost
+from .checkpoint import load_checkpoint, save_checkpoint
 from .history import Round
 from .plugin import FederatedModelPlugin, TrainResult
 from .predicting import apply_dask, is_dask, score_dask
@@ -86,6 +89,11 @@ class Coordinator:
         ``metrics["online_score"]`` holds the row-weighted mean. Any scikit-learn
         scorer name (``"accuracy"``, ``"neg_log_loss"``, ...) or a callable
         ``scorer(estimator, X, y) -> float``.
+    checkpoint : str or path-like, optional
+        Directory to keep a checkpoint in (see :mod:`fedplugin.checkpoint`):
+        it is written, atomically, after every round and after a failed
+        ``fit`` is rolled back, so :meth:`resume` can carry on from the last
+        completed round even if the client and the scheduler are lost.
 
     Attributes
     ----------
@@ -118,6 +126,7 @@ class Coordinator:
         progress: bool | None = None,
         worker_timeout: float = 60.0,
         scoring: str | Any = None,
+        checkpoint: str | os.PathLike | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -134,6 +143,7 @@ class Coordinator:
         self.progress = progress
         self.worker_timeout = worker_timeout
         self.scorer = _as_scorer(scoring)
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.name, self.estimator, self.classes = self._resolve_plugin(plugin)
         self.adapter = adapter_for(self.estimator)
         self.history: list[Round] = []
@@ -276,6 +286,77 @@ class Coordinator:
             raise feed.error
         return self
 
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the global model, history and estimator to a checkpoint directory.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Where to write; defaults to the ``checkpoint`` given at construction.
+
+        Returns
+        -------
+        Path
+            The checkpoint directory, for :meth:`resume` or
+            :func:`fedplugin.checkpoint.load_checkpoint`.
+        """
+        self._check_fitted()
+        path = self.checkpoint if path is None else Path(path)
+        if path is None:
+            raise ValueError("path=None and no checkpoint= was given; expected a directory to write")
+        return save_checkpoint(path, self._global, self.history, self.estimator, name=self.name)
+
+    @classmethod
+    def resume(
+        cls, client: Client, plugin: FederatedModelPlugin | str, path: str | os.PathLike, **kwargs: Any
+    ) -> Coordinator:
+        """A coordinator that carries on from the checkpoint at ``path``.
+
+        The checkpoint's global model is published to the scheduler's store and
+        every worker (replacing whatever model the plugin holds), and the
+        history and sample count continue from it. ``kwargs`` go to the
+        constructor; ``checkpoint`` defaults to ``path``, so the resumed run
+        keeps checkpointing there (pass ``checkpoint=None`` to stop).
+
+        Raises
+        ------
+        ValueError
+            If ``path`` holds no readable checkpoint, or one whose estimator,
+            features or classes do not fit ``plugin``.
+        """
+        saved = load_checkpoint(path)
+        kwargs.setdefault("checkpoint", path)
+        coord = cls(client, plugin, **kwargs)
+        try:
+            model = saved.global_model
+            if type(saved.estimator) is not type(coord.estimator):
+                raise ValueError(
+                    f"the checkpoint at {path} holds a {type(saved.estimator).__name__} model; plugin "
+                    f"{coord.name!r} trains {type(coord.estimator).__name__}: expected the same estimator class"
+                )
+            if coord.classes is not None and (
+                model.classes is None or not np.array_equal(np.asarray(coord.classes), np.asarray(model.classes))
+            ):
+                raise ValueError(
+                    f"the checkpoint at {path} has classes={None if model.classes is None else model.classes.tolist()}; "
+                    f"plugin {coord.name!r} has classes={np.asarray(coord.classes).tolist()}: expected the same classes"
+                )
+            expected = coord.adapter.get_params(coord.adapter.initialize(coord.estimator, model.n_features, model.classes))
+            shapes = {k: np.shape(v) for k, v in model.params.items()}
+            if shapes != {k: np.shape(v) for k, v in expected.items()}:
+                raise ValueError(
+                    f"the checkpoint at {path} has parameters {shapes}; plugin {coord.name!r} expects "
+                    f"{ {k: np.shape(v) for k, v in expected.items()} }"
+                )
+            # force: the store may hold a newer version of another run under this name
+            coord._publish(model, force=True)
+            coord.history = list(saved.history)
+            coord._total_samples = saved.total_samples
+        except BaseException:
+            coord.close()
+            raise
+        return coord
+
     def close(self) -> None:
         """Stop listening to the workers' signals (the model stays on the cluster)."""
         self.client.unsubscribe_topic(f"fedplugin-{self.name}")
@@ -316,6 +397,7 @@ class Coordinator:
         version = self.version + 1
         rounds = self.rounds
         self._publish(GlobalModel(version, params, n_features, None if classes is None else np.asarray(classes), rounds))
+        self._autosave()
         return version
 
     def global_model(self) -> BaseEstimator:
@@ -392,7 +474,7 @@ class Coordinator:
             known = sorted(set(itertools.chain.from_iterable(self.client.run(tasks.fedplugin_names).values())))
             raise ValueError(
                 f"plugin name {name!r} is not registered on workers {missing}; registered "
-                f"fedplugin plugins: {known}. Call client.register_plugin(FederatedModelPlugin(..., name={name!r})) first"
+                f"fedplugin plugins: {known}. Call fedplugin.register(client, FederatedModelPlugin(..., name={name!r})) first"
             )
         if isinstance(plugin, FederatedModelPlugin):
             return name, plugin.estimator, plugin.classes
@@ -434,10 +516,16 @@ class Coordinator:
         self._total_samples = total_samples
         if model is not None:
             self._publish(model, force=True)
+            self._autosave()
         elif self._global is not None:
             self.client.run_on_scheduler(tasks.store_drop, self.name)
             self.client.run(_forget_model, self.name, on_error="return")
             self._global = None
+
+    def _autosave(self) -> None:
+        """Keep the ``checkpoint`` directory in step with the global model."""
+        if self.checkpoint is not None and self._global is not None:
+            save_checkpoint(self.checkpoint, self._global, self.history, self.estimator, name=self.name)
 
     def _check_fitted(self) -> None:
         if self._global is None:
@@ -606,6 +694,7 @@ class Coordinator:
                 metrics=metrics or {},
             )
         )
+        self._autosave()
         logger.info("round %d (%s): %d samples from %d workers", new.rounds, trigger, samples, len(finite))
 
     def _workers(self) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 from distributed import Client, LocalCluster, wait
 from sklearn.linear_model import SGDClassifier
 
-from . import Coordinator, EveryNBatches, FederatedModelPlugin, WeightedMean
+from . import Coordinator, EveryNBatches, FederatedModelPlugin, WeightedMean, register
 
 
 def make_data(client: Client, n_samples: int, n_features: int, block_size: int, seed: int = 0):
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         n_train = X_train.shape[0]
 
         plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="demo")
-        client.register_plugin(plugin)
+        register(client, plugin)  # client.register_plugin, refusing if a worker cannot load it
         coord = Coordinator(client, plugin, sync=EveryNBatches(args.sync_every), aggregator=WeightedMean(),
                             progress=False)
         start = time.perf_counter()

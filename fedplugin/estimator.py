@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import tasks
 from .adapters import adapter_for, fresh_copy
 from .coordinator import Coordinator
+from .deploy import register
 from .predicting import apply_dask, is_dask, score_dask
 from .plugin import FederatedModelPlugin
 from .store import GlobalModel
@@ -135,7 +136,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         client = self._client()
         name = f"fedplugin-estimator-{uuid.uuid4().hex[:12]}"
         plugin = FederatedModelPlugin(template, classes=classes, name=name)
-        client.register_plugin(plugin)
+        register(client, plugin)
         try:
             with Coordinator(
                 client, plugin, sync=self.sync, aggregator=self.aggregator, block_size=self.block_size, progress=False

@@ -1,6 +1,7 @@
 """The worker plugin that holds each worker's local model.
 
-Register it once with ``client.register_plugin(FederatedModelPlugin(...))``:
+Register it once with ``client.register_plugin(FederatedModelPlugin(...))`` (or
+:func:`fedplugin.register`, which first checks every worker can load it):
 every current and future worker gets its own copy, workers stay stock and
 nanny-managed, and a worker the nanny restarts fetches the latest global model
 from the scheduler (see :mod:`fedplugin.store`) during ``setup``.

@@ -266,19 +266,25 @@ CRASH = textwrap.dedent(
     def crash(*args):  # the process dies at the commit point: no except, no finally
         os._exit(3)
 
-    checkpoint.os.replace = checkpoint.os.rename = crash
     model = GlobalModel(2, {"coef_": np.ones((1, 5)), "intercept_": np.ones(1)}, 5, np.array([0, 1]), 1)
-    checkpoint.save_checkpoint(sys.argv[1], model, [], SGDClassifier())
+    for target in sys.argv[1:]:  # one crashing child per target, sparing an import each
+        pid = os.fork()
+        if pid == 0:
+            checkpoint.os.replace = checkpoint.os.rename = crash
+            checkpoint.save_checkpoint(target, model, [], SGDClassifier())
+            os._exit(0)
+        if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 3:
+            sys.exit(f"saving to {target} did not crash at the commit point")
     """
 )
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_process_killed_mid_save_leaves_the_previous_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / "ckpt", make_model(version=1), make_history(1), SGDClassifier())
     fresh = tmp_path / "fresh"
-    for target in (path, fresh):
-        done = subprocess.run([sys.executable, "-c", CRASH, str(target)], capture_output=True, timeout=60)
-        assert done.returncode == 3, done.stderr.decode()
+    done = subprocess.run([sys.executable, "-c", CRASH, str(path), str(fresh)], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
     # the overwrite died after writing its state file: the old manifest still rules
     assert len(state_files(path)) == 2
     assert load_checkpoint(path).global_model.version == 1
@@ -293,3 +299,101 @@ def test_a_process_killed_mid_save_leaves_the_previous_checkpoint(tmp_path):
 def test_docstring_examples_run():
     result = doctest.testmod(ckpt, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 5 and result.failed == 0
+
+
+# ------------------------------------------------- the coordinator's checkpoints
+# Coordinator(checkpoint=path) saves after every round, coord.save(path) saves now,
+# Coordinator.resume(client, plugin, path) carries on.
+
+
+@pytest.fixture
+def checkpoint_data():
+    from sklearn.datasets import make_classification
+
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_classification(
+        n_samples=12_000, n_features=20, n_informative=5, class_sep=2.0, flip_y=0.01, random_state=0
+    )
+    return StandardScaler().fit_transform(X), y
+
+
+def in_process_client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server, on loopback, a free port
+    )
+    return Client(cluster), cluster
+
+
+def start(client, estimator=None, classes=(0, 1), **kwargs):
+    plugin = fedplugin.FederatedModelPlugin(estimator or SGDClassifier(random_state=0), classes=classes, name="clf")
+    client.register_plugin(plugin)
+    return plugin
+
+
+def stored_version(client):
+    from fedplugin import tasks
+
+    return GlobalModel.from_bytes(client.run_on_scheduler(tasks.store_get, "clf")).version
+
+
+@pytest.mark.timeout(120)
+def test_coordinator_checkpoints_every_round_and_resumes_on_a_new_cluster(tmp_path, checkpoint_data):
+    X, y = checkpoint_data
+    path = tmp_path / "ckpt"
+    client, cluster = in_process_client()
+    with cluster, client:
+        plugin = start(client)
+        coord = fedplugin.Coordinator(client, plugin, sync=fedplugin.EveryNBatches(4), block_size=1000, checkpoint=path)
+        coord.fit(X[:8000], y[:8000])
+        saved = load_checkpoint(path)  # written by the rounds themselves
+        assert saved.global_model.version == coord.version and saved.history == coord.history
+        np.testing.assert_array_equal(saved.global_model.params["coef_"], coord.global_model().coef_)
+        explicit = coord.save(tmp_path / "explicit")
+        assert load_checkpoint(explicit).global_model.version == coord.version
+        before = (coord.version, list(coord.history), coord.global_model().coef_.copy())
+
+        # the run goes on without checkpoints; resuming rolls the store and the workers back
+        coord.checkpoint = None
+        coord.fit(X[8000:], y[8000:])
+        assert coord.version > before[0] and stored_version(client) == coord.version
+        back = fedplugin.Coordinator.resume(client, plugin, path, sync=fedplugin.EveryNBatches(4), block_size=1000)
+        assert back.version == before[0] == stored_version(client)
+        assert {s["version"] for s in back.worker_states().values()} == {before[0]}
+        back.close()
+        coord.close()
+
+    client, cluster = in_process_client()  # a new cluster: the old scheduler's store is gone
+    with cluster, client:
+        plugin = start(client)
+        coord = fedplugin.Coordinator.resume(client, plugin, path, sync=fedplugin.EveryNBatches(4), block_size=1000)
+        assert coord.checkpoint == path, "a resumed run keeps checkpointing where it came from"
+        assert coord.version == before[0] and coord.history == before[1]
+        np.testing.assert_array_equal(coord.global_model().coef_, before[2])
+        assert {s["version"] for s in coord.worker_states().values()} == {before[0]}
+        coord.fit(X[8000:], y[8000:])
+        assert coord.history[len(before[1])].round == before[1][-1].round + 1, "round numbers carry on"
+        assert coord.history[-1].total_samples == len(X), "so does the sample count"
+        assert load_checkpoint(path).global_model.version == coord.version
+        assert coord.score(X, y) > 0.85  # one SGD pass in one process: 0.93
+        coord.close()
+
+
+@pytest.mark.timeout(60)
+def test_resume_refuses_a_checkpoint_that_does_not_fit_the_plugin(tmp_path):
+    regressor = GlobalModel(0, {"coef_": np.zeros(3), "intercept_": np.zeros(1)}, n_features=3)
+    save_checkpoint(tmp_path / "reg", regressor, [], SGDRegressor(), name="clf")
+    other_classes = GlobalModel(0, {"coef_": np.zeros((1, 3)), "intercept_": np.zeros(1)}, 3, np.array([1, 2]))
+    save_checkpoint(tmp_path / "classes", other_classes, [], SGDClassifier(), name="clf")
+    client, cluster = in_process_client()
+    with cluster, client:
+        plugin = start(client)
+        with pytest.raises(ValueError, match="holds a SGDRegressor model.*trains SGDClassifier"):
+            fedplugin.Coordinator.resume(client, plugin, tmp_path / "reg")
+        with pytest.raises(ValueError, match=r"classes=\[1, 2\].*classes=\[0, 1\]"):
+            fedplugin.Coordinator.resume(client, plugin, tmp_path / "classes")
+        with pytest.raises(FileNotFoundError):
+            fedplugin.Coordinator.resume(client, plugin, tmp_path / "nothing")

@@ -1,0 +1,117 @@
+"""Register fedplugin's worker plugin safely: on every worker, or on none.
+
+``client.register_plugin`` stores a worker plugin on the scheduler *before* it
+asks the workers to load it. If one worker cannot unpickle it (fedplugin, or
+the estimator's package, is not installed there), the client gets a bare
+``Exception`` that names no worker, while the plugin stays registered: every
+later start of that worker, a nanny restart included, fails, and its nanny
+gives up (dask/distributed#8694, #8695). :func:`register` first checks that
+the scheduler and every worker can load the plugin, and registers nothing if
+one cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distributed import Client
+from distributed.protocol.pickle import dumps, loads
+
+
+def register(client: Client, plugin: Any) -> dict[str, Any]:
+    """Register ``plugin`` on every worker of ``client``'s cluster, or fail clearly.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        Client of the cluster.
+    plugin : FederatedModelPlugin
+        The plugin to register (any ``WorkerPlugin`` works).
+
+    Returns
+    -------
+    dict
+        ``client.register_plugin``'s answer, by worker address.
+
+    Raises
+    ------
+    RuntimeError
+        If the scheduler or a worker cannot load the plugin (the message names
+        each and its error), or the plugin's setup fails on a worker. Nothing
+        is registered then, so no worker is left unable to restart.
+
+    Notes
+    -----
+    Workers that join after the check get the plugin when they start, like
+    with ``client.register_plugin``: make sure fedplugin is installed in the
+    image every worker runs, at the client's version.
+
+    Examples
+    --------
+    >>> from fedplugin import FederatedModelPlugin, register   # doctest: +SKIP
+    >>> register(client, FederatedModelPlugin(SGDClassifier(), classes=[0, 1]))  # doctest: +SKIP
+    """
+    name = getattr(plugin, "name", None) or type(plugin).__name__
+    payload = dumps(plugin)
+    problems = _cannot_load(client, payload)
+    if problems:
+        raise RuntimeError(_explain(name, problems, client))
+    try:
+        return client.register_plugin(plugin)
+    except Exception as exc:
+        # A worker that joined after the check, or a failing setup: take the
+        # plugin back from the scheduler so that it poisons no restart.
+        try:
+            client.unregister_worker_plugin(name)
+        except Exception:
+            pass
+        problems = _cannot_load(client, payload)
+        if problems:
+            raise RuntimeError(_explain(name, problems, client)) from exc
+        raise RuntimeError(
+            f"cannot register plugin {name!r}: its setup failed on a worker ({_describe(exc)}); "
+            "it was unregistered again, so nothing was registered"
+        ) from exc
+
+
+def _cannot_load(client: Client, payload: bytes) -> dict[str, str]:
+    """``{process: error}`` for the scheduler and each worker that cannot unpickle ``payload``."""
+    # distributed's own loads, as the worker's plugin_add does: importable everywhere.
+    # The scheduler must load fedplugin too: every worker's setup registers the
+    # scheduler-side ModelStore.
+    problems = {}
+    try:
+        client.run_on_scheduler(loads, payload)
+    except Exception as exc:
+        problems[f"scheduler {client.scheduler.address}"] = _describe(exc)
+    answers = client.run(loads, payload, on_error="return")
+    for worker, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException):
+            problems[worker] = _describe(answer)
+    return problems
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    # distributed sends some remote errors as Exception("ModuleNotFoundError(...)")
+    return text if type(error) is Exception else f"{type(error).__name__}: {text}"
+
+
+def _explain(name: str, problems: dict[str, str], client: Client) -> str:
+    from . import __version__
+
+    total = len(client.scheduler_info(n_workers=-1)["workers"])
+    bad_workers = sum(not key.startswith("scheduler ") for key in problems)
+    who = f"{bad_workers} of {total} workers" if bad_workers else "the scheduler"
+    if bad_workers and len(problems) > bad_workers:
+        who = f"the scheduler and {who}"
+    lines = "\n".join(f"  {where}: {error}" for where, error in problems.items())
+    return (
+        f"cannot register plugin {name!r}: {who} cannot load it, so nothing was registered "
+        f"(a worker that cannot load a registered plugin fails at every restart):\n{lines}\n"
+        f"Install fedplugin {__version__} and the estimator's package in the environment of the "
+        "scheduler and every worker (the cluster's image), then register again."
+    )
+
+
+__all__ = ["register"]
