@@ -29,6 +29,8 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import check_random_state
 
 Params = dict[str, np.ndarray]
+#: ``(count, mean, sum of squared deviations)``, per class or per group.
+Moments = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def fresh_copy(estimator: BaseEstimator) -> BaseEstimator:
@@ -53,6 +55,8 @@ class ModelAdapter:
     families: ClassVar[tuple[type, ...]] = ()
     #: Human-readable names of the handled families, used in error messages.
     family_names: ClassVar[str] = ""
+    #: True when :meth:`aggregate` combines exactly and ignores the user's rule.
+    exact_aggregation: ClassVar[bool] = False
 
     def validate(self, estimator: BaseEstimator) -> None:
         """Raise ``ValueError`` if ``estimator``'s settings cannot be federated."""
@@ -143,40 +147,47 @@ class LinearSGDAdapter(ModelAdapter):
         model.intercept_ = np.ascontiguousarray(params["intercept_"], dtype=np.float64).copy()
 
 
-def _probe_batch(n_features: int, classes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """A tiny batch for a first, public ``partial_fit`` that sets up an estimator.
+def _probe_batch(
+    model: BaseEstimator, n_features: int, classes: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A tiny batch for the first, public ``partial_fit`` that sets ``model`` up.
 
-    One all-zero row per class for classifiers, one row with target 1 for
+    One all-zero row per class for classifiers; one row with target 1 for
     regressors (valid for every regression loss, Poisson included). The
-    adapters reset whatever this batch taught the model right after.
+    adapters undo whatever this batch taught the model right after.
     """
-    if classes is None:
+    if not is_classifier(model):
         return np.zeros((1, n_features)), np.ones(1)
+    if classes is None:
+        raise ValueError("a classifier needs its classes before training")
     return np.zeros((len(classes), n_features)), np.asarray(classes)
 
 
 def _check_names(params: Params, expected: list[str], family: str) -> None:
     if sorted(params) != sorted(expected):
-        raise ValueError(
-            f"parameters {sorted(params)} do not fit this {family}; expected {sorted(expected)}"
-        )
+        raise ValueError(f"parameters {sorted(params)} do not fit this {family}; expected {sorted(expected)}")
 
 
 class MLPAdapter(ModelAdapter):
     """Multi-layer perceptrons: one array per layer, ``coefs_<i>`` and ``intercepts_<i>``.
 
-    An initial model carries the estimator's own random (Glorot) initial
-    weights, drawn from its ``random_state`` exactly as its first
-    ``partial_fit`` would draw them; the coordinator broadcasts them, so every
-    worker starts from the same weights.
+    An initial model holds the estimator's own random initial weights (Glorot
+    and Bengio), drawn from its ``random_state`` as its first ``partial_fit``
+    draws them; the coordinator broadcasts them, so every worker starts from
+    the same weights.
 
-    Each worker keeps its own optimizer (Adam moments and step count, or SGD
-    velocities and adaptive learning rate) across rounds: :meth:`set_params`
-    swaps the weights only. The moments then keep smoothing the local
-    gradients, measured near the new weights as near the old, instead of
-    restarting Adam's bias correction every round, whose first steps move
-    every weight by the full learning rate. The optimizer updates the weight
-    arrays it is handed at each call, so it never writes to stale copies.
+    Each worker keeps its own optimizer across rounds (Adam's moments and
+    step count, SGD's velocities and adaptive learning rate): :meth:`set_params`
+    swaps the weights only, and the optimizer updates whatever weight arrays
+    the model holds at each call. Resetting it at every round restarts Adam's
+    bias correction, whose first steps move every weight by the full learning
+    rate: on Friedman #1 (2 workers, 4 blocks a round, 10 epochs) R² fell from
+    0.92 to 0.45.
+
+    References
+    ----------
+    X. Glorot and Y. Bengio, "Understanding the difficulty of training deep
+    feedforward neural networks", AISTATS 2010.
     """
 
     families = (MLPClassifier, MLPRegressor)
@@ -184,33 +195,32 @@ class MLPAdapter(ModelAdapter):
 
     def validate(self, estimator: BaseEstimator) -> None:
         if estimator.solver not in ("adam", "sgd"):
+            # MLPClassifier hides partial_fit for lbfgs; MLPRegressor does not.
             raise ValueError(
                 f"solver={estimator.solver!r} is not supported: it has no partial_fit; "
                 "expected solver='adam' or solver='sgd'."
             )
         if estimator.early_stopping:
             raise ValueError(
-                "early_stopping=True is not supported: partial_fit refuses it; "
-                "expected early_stopping=False."
+                "early_stopping=True is not supported: partial_fit refuses it; expected early_stopping=False."
             )
 
     def initialize(
         self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None
     ) -> BaseEstimator:
         model = fresh_copy(estimator)
-        X, y = _probe_batch(n_features, _classes_for(model, classes))
+        X, y = _probe_batch(model, n_features, classes)
         # The public first partial_fit sets the label binarizer, output
         # activation, layer count and feature count ...
         if is_classifier(model):
             model.partial_fit(X, y, classes=classes)
         else:
             model.partial_fit(X, y)
-        # ... but also takes one optimizer step on the probe. Draw the initial
+        # ... and takes one optimizer step on the probe. Draw the initial
         # weights again from a fresh generator, as that first call drew them,
-        # and drop the optimizer so the next partial_fit starts a new one.
+        # and drop the optimizer so that the next partial_fit starts a new one.
         model._random_state = check_random_state(model.random_state)
-        hidden = np.atleast_1d(model.hidden_layer_sizes).tolist()
-        layer_units = [n_features, *hidden, model.n_outputs_]
+        layer_units = [n_features, *np.atleast_1d(model.hidden_layer_sizes).tolist(), model.n_outputs_]
         model._initialize(np.empty((0, model.n_outputs_)), layer_units, np.float64)
         del model._optimizer, model.loss_
         return model
@@ -221,37 +231,47 @@ class MLPAdapter(ModelAdapter):
         return params
 
     def set_params(self, model: BaseEstimator, params: Params) -> None:
-        n_layers = len(model.coefs_)
-        names = [f"{kind}_{i}" for kind in ("coefs", "intercepts") for i in range(n_layers)]
-        _check_names(params, names, f"{n_layers + 1}-layer perceptron")
-        # The optimizer updates these arrays in place: hand it private float64 copies.
-        model.coefs_ = [np.array(params[f"coefs_{i}"], dtype=np.float64) for i in range(n_layers)]
-        model.intercepts_ = [np.array(params[f"intercepts_{i}"], dtype=np.float64) for i in range(n_layers)]
+        n = len(model.coefs_)
+        names = [f"{kind}_{i}" for kind in ("coefs", "intercepts") for i in range(n)]
+        _check_names(params, names, f"{n + 1}-layer MLP")
+        # The optimizer updates these arrays in place: give it float64 copies.
+        model.coefs_ = [np.array(params[f"coefs_{i}"], dtype=np.float64) for i in range(n)]
+        model.intercepts_ = [np.array(params[f"intercepts_{i}"], dtype=np.float64) for i in range(n)]
 
 
-class DiscreteNBAdapter(ModelAdapter):
-    """Multinomial, Bernoulli and complement naive Bayes: per-class counts.
+class _StatisticsAdapter(ModelAdapter):
+    """Families whose parameters are sufficient statistics, combined exactly.
 
-    The parameters are the sufficient statistics ``class_count_`` and
-    ``feature_count_``. Every worker's update is the global counts plus the
-    counts of the blocks it trained, so :meth:`aggregate` adds the workers'
-    increments to the global counts, whatever rule the user chose: the
-    federated model is the model trained on all the data in one process.
+    An initial model has seen no data: all its statistics are zero. Every
+    worker's update is the reference (global) statistics plus those of the
+    blocks it trained, so :meth:`aggregate` subclasses add the workers' new
+    data to the reference and ignore the user's rule and weights.
     """
 
-    families = (MultinomialNB, BernoulliNB, ComplementNB)
-    family_names = "discrete naive Bayes (MultinomialNB, BernoulliNB, ComplementNB)"
+    exact_aggregation = True
 
     def initialize(
         self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None
     ) -> BaseEstimator:
         model = fresh_copy(estimator)
-        X, y = _probe_batch(n_features, _classes_for(model, classes))
-        # The public first partial_fit sets classes and feature count and checks
-        # alpha and class_prior; the probe's counts are then reset to zero.
+        # The public first partial_fit sets the classes and feature count and
+        # checks the priors and smoothing; then the probe's counts are zeroed.
+        X, y = _probe_batch(model, n_features, classes)
         model.partial_fit(X, y, classes=classes)
         self.set_params(model, {name: np.zeros_like(value) for name, value in self.get_params(model).items()})
         return model
+
+
+class DiscreteNBAdapter(_StatisticsAdapter):
+    """Multinomial, Bernoulli and complement naive Bayes: ``class_count_``, ``feature_count_``.
+
+    Counts add up, so :meth:`aggregate` returns
+    ``reference + sum(update - reference)``, whatever rule the user chose: the
+    federated model equals one trained on all the data in one process.
+    """
+
+    families = (MultinomialNB, BernoulliNB, ComplementNB)
+    family_names = "discrete naive Bayes (MultinomialNB, BernoulliNB, ComplementNB)"
 
     def get_params(self, model: BaseEstimator) -> Params:
         return {"class_count_": np.array(model.class_count_), "feature_count_": np.array(model.feature_count_)}
@@ -262,8 +282,8 @@ class DiscreteNBAdapter(ModelAdapter):
         model.feature_count_ = np.array(params["feature_count_"], dtype=np.float64)
         if isinstance(model, ComplementNB):
             model.feature_all_ = model.feature_count_.sum(axis=0)
-        # Recompute what predictions read, as partial_fit does after counting;
-        # an untrained model (zero counts) has undefined log-priors, as in scikit-learn.
+        # Recompute what predictions read, as partial_fit does after counting.
+        # With zero counts (no data yet) the log-priors are undefined: no warning.
         with np.errstate(divide="ignore", invalid="ignore"):
             model._update_feature_log_prob(model._check_alpha())
             model._update_class_log_prior(class_prior=model.class_prior)
@@ -271,44 +291,30 @@ class DiscreteNBAdapter(ModelAdapter):
     def aggregate(
         self, rule: Any, updates: list[Params], weights: list[float], reference: Params
     ) -> Params:
-        """``reference + sum(update - reference)``: counts add up; ``rule`` and ``weights`` are ignored."""
-        return {
-            name: base + sum(update[name] - base for update in updates)
-            for name, base in reference.items()
-        }
+        """``reference + sum(update - reference)``; ``rule`` and ``weights`` are ignored."""
+        return {name: base + sum(update[name] - base for update in updates) for name, base in reference.items()}
 
 
-class GaussianNBAdapter(ModelAdapter):
+class GaussianNBAdapter(_StatisticsAdapter):
     """Gaussian naive Bayes: per-class counts, means and variances.
 
     The parameters are ``class_count_``, ``theta_`` and ``var_``, where ``var_``
     holds the plain per-class variances, *without* the ``epsilon_`` that
-    scikit-learn adds for stability. :meth:`aggregate` combines them exactly
-    with the pairwise formulas of Chan, Golub and LeVeque, whatever rule the
-    user chose, and :meth:`set_params` sets ``epsilon_`` from the combined
-    data, as ``fit`` on all the data does: the federated model is the model
-    trained on all the data in one process.
+    scikit-learn adds to them. :meth:`aggregate` pools them exactly with the
+    pairwise formulas of Chan, Golub and LeVeque, whatever rule the user chose,
+    and :meth:`set_params` derives ``epsilon_`` from all the data, as ``fit``
+    does: the federated model equals ``fit`` (or one ``partial_fit``) on all
+    the data in one process.
 
     References
     ----------
     T. F. Chan, G. H. Golub and R. J. LeVeque, "Updating formulae and a
-    pairwise algorithm for computing sample variances", Stanford CS tech report
+    pairwise algorithm for computing sample variances", Stanford CS report
     STAN-CS-79-773, 1979.
     """
 
     families = (GaussianNB,)
     family_names = "Gaussian naive Bayes (GaussianNB)"
-
-    def initialize(
-        self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None
-    ) -> BaseEstimator:
-        model = fresh_copy(estimator)
-        X, y = _probe_batch(n_features, _classes_for(model, classes))
-        # The public first partial_fit sets classes and feature count and checks
-        # the priors; the probe's statistics are then reset to zero.
-        model.partial_fit(X, y, classes=classes)
-        self.set_params(model, {name: np.zeros_like(value) for name, value in self.get_params(model).items()})
-        return model
 
     def get_params(self, model: BaseEstimator) -> Params:
         return {
@@ -323,19 +329,17 @@ class GaussianNBAdapter(ModelAdapter):
         means = np.array(params["theta_"], dtype=np.float64)
         variances = np.array(params["var_"], dtype=np.float64)
         # epsilon_ is var_smoothing times the largest feature variance of all
-        # the data, which the per-class statistics give exactly.
-        _, _, m2 = _pooled(counts, means, counts[:, None] * variances)
-        total = counts.sum()
-        model.epsilon_ = model.var_smoothing * float(np.max(m2 / total)) if total > 0 else 0.0
-        model.class_count_, model.theta_ = counts, means
-        model.var_ = variances + model.epsilon_
+        # the data, which pooling the classes gives.
+        total, _, m2 = _pooled(counts, means, counts[:, None] * variances)
+        model.epsilon_ = model.var_smoothing * float(np.max(m2) / total) if total > 0 else 0.0
+        model.class_count_, model.theta_, model.var_ = counts, means, variances + model.epsilon_
         if model.priors is None:
             model.class_prior_ = counts / total if total > 0 else np.zeros_like(counts)
 
     def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
         # scikit-learn recomputes epsilon_ from each batch and takes the new
-        # value off var_, which holds the old one; rebasing var_ on the batch's
-        # epsilon first keeps the variances exact whichever it subtracts.
+        # value off var_, which holds the old one: rebasing var_ on the batch's
+        # epsilon first keeps the variances exact, whichever one it subtracts.
         epsilon = model.var_smoothing * float(np.max(np.var(X, axis=0)))
         model.var_ = model.var_ - model.epsilon_ + epsilon
         model.epsilon_ = epsilon
@@ -344,7 +348,7 @@ class GaussianNBAdapter(ModelAdapter):
     def aggregate(
         self, rule: Any, updates: list[Params], weights: list[float], reference: Params
     ) -> Params:
-        """The statistics of the reference's data plus every worker's new data; ``rule`` is ignored."""
+        """Statistics of the reference's data plus every worker's new data; ``rule`` is ignored."""
         base = _moments(reference)
         parts = [base] + [_without(_moments(update), base) for update in updates]
         counts, means, m2 = _pooled(*(np.stack(column) for column in zip(*parts)))
@@ -352,11 +356,8 @@ class GaussianNBAdapter(ModelAdapter):
         return {"class_count_": counts, "theta_": means, "var_": np.maximum(variances, 0.0)}
 
 
-Moments = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
 def _moments(params: Params) -> Moments:
-    """``(count, mean, sum of squared deviations)`` per class from GaussianNB parameters."""
+    """``(count, mean, sum of squared deviations)`` per class, from GaussianNB parameters."""
     counts = np.asarray(params["class_count_"], dtype=np.float64)
     return counts, np.asarray(params["theta_"], dtype=np.float64), counts[:, None] * params["var_"]
 
@@ -370,7 +371,7 @@ def _pooled(counts: np.ndarray, means: np.ndarray, m2: np.ndarray) -> Moments:
 
 
 def _without(whole: Moments, part: Moments) -> Moments:
-    """Moments of ``whole`` once the data of ``part`` is taken out (the pooling, inverted)."""
+    """Moments of ``whole`` once the data of ``part`` is taken out: :func:`_pooled`, inverted."""
     (n_all, mean_all, m2_all), (n_part, mean_part, m2_part) = whole, part
     n = n_all - n_part
     weighted = n_all[:, None] * mean_all - n_part[:, None] * mean_part
@@ -384,20 +385,25 @@ class MiniBatchKMeansAdapter(ModelAdapter):
 
     Each center is the running mean of the points assigned to it, so
     :meth:`aggregate` adds every worker's new points (count and sum, relative
-    to the global model) to the global centers, as MiniBatchKMeans' own update
-    does with one mini-batch: the user's rule is ignored.
+    to the reference) to the reference centers: the update MiniBatchKMeans
+    makes for one mini-batch holding all of them. The user's rule is ignored.
 
     ``init`` must be an array of initial centers: the coordinator builds the
-    initial model before any data is read, so k-means++ or random
-    initialisation from data cannot run there. Compute one on a sample, e.g.
-    ``init=sklearn.cluster.kmeans_plusplus(X_sample, n_clusters)[0]``.
-    The coordinator still asks for targets: pass any, e.g. ``np.zeros(len(X))``;
-    they are ignored.
+    initial model before it reads any data, so it cannot run k-means++ or
+    random initialisation. Compute one on a sample, e.g.
+    ``init=sklearn.cluster.kmeans_plusplus(X_sample, n_clusters)[0]``. The
+    coordinator still asks for targets: pass any, e.g. ``np.zeros(len(X))``;
+    they are ignored. A center that a worker moves by random reassignment
+    (``reassignment_ratio``) enters with the count MiniBatchKMeans gave it, as
+    if that worker's points had moved it; ``reassignment_ratio=0`` keeps every
+    count an exact number of points.
 
     References
     ----------
     D. Sculley, "Web-scale k-means clustering", WWW 2010.
     """
+
+    exact_aggregation = True
 
     families = (MiniBatchKMeans,)
     family_names = "MiniBatchKMeans with an array init"
@@ -406,9 +412,9 @@ class MiniBatchKMeansAdapter(ModelAdapter):
         init = estimator.init
         if isinstance(init, str) or callable(init) or np.ndim(init) != 2:
             raise ValueError(
-                f"init={init!r} is not supported: the initial centers are chosen before "
-                "any data is read; expected an array of shape (n_clusters, n_features), "
-                "e.g. init=sklearn.cluster.kmeans_plusplus(X_sample, n_clusters)[0]."
+                f"init={init!r} is not supported: the initial centers are chosen before any data "
+                "is read; expected an array of shape (n_clusters, n_features), e.g. "
+                "init=sklearn.cluster.kmeans_plusplus(X_sample, n_clusters)[0]."
             )
         if np.shape(init)[0] != estimator.n_clusters:
             raise ValueError(
@@ -420,12 +426,15 @@ class MiniBatchKMeansAdapter(ModelAdapter):
     ) -> BaseEstimator:
         model = fresh_copy(estimator)
         centers = np.array(model.init, dtype=np.float64)
-        # A public first partial_fit on the initial centers themselves sets up
-        # the model (and checks init against n_features); then forget it ran.
+        if centers.shape[1] != n_features:
+            raise ValueError(f"init has {centers.shape[1]} features; expected {n_features}, as X has")
+        # A public first partial_fit on the initial centers themselves sets the
+        # model up; then the probe's counts, step counters and labels go.
         model.partial_fit(centers)
         self.set_params(model, {"cluster_centers_": centers, "_counts": np.zeros(len(centers))})
         model.n_steps_, model._n_since_last_reassign = 0, 0
-        del model.labels_, model.inertia_
+        for name in ("labels_", "inertia_"):  # set only with compute_labels=True
+            vars(model).pop(name, None)
         return model
 
     def get_params(self, model: BaseEstimator) -> Params:
@@ -438,26 +447,22 @@ class MiniBatchKMeansAdapter(ModelAdapter):
         model._counts = np.array(params["_counts"], dtype=np.float64)
 
     def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
-        model.partial_fit(X)  # y is a placeholder the coordinator requires
+        model.partial_fit(X)  # y is the placeholder the coordinator asks for
 
     def aggregate(
         self, rule: Any, updates: list[Params], weights: list[float], reference: Params
     ) -> Params:
-        """Count-weighted centers of the reference's points plus every worker's new points."""
+        """Count-weighted centers of the reference's points and every worker's new points."""
         counts, centers = reference["_counts"], reference["cluster_centers_"]
         sums = counts[:, None] * centers
-        total_counts = counts + sum(update["_counts"] - counts for update in updates)
-        total_sums = sums + sum(update["_counts"][:, None] * update["cluster_centers_"] - sums for update in updates)
-        new_centers = np.divide(
-            total_sums, total_counts[:, None], out=np.array(centers, dtype=np.float64), where=total_counts[:, None] > 0
-        )
-        return {"cluster_centers_": new_centers, "_counts": total_counts}
-
-
-def _classes_for(model: BaseEstimator, classes: np.ndarray | None) -> np.ndarray | None:
-    if is_classifier(model) and classes is None:
-        raise ValueError("a classifier needs its classes before training")
-    return classes if is_classifier(model) else None
+        new_counts, new_sums = counts.copy(), sums.copy()
+        for update in updates:
+            new_counts += update["_counts"] - counts
+            new_sums += update["_counts"][:, None] * update["cluster_centers_"] - sums
+        # A center nobody has assigned a point to yet stays where it is.
+        new_centers = np.array(centers, dtype=np.float64)
+        np.divide(new_sums, new_counts[:, None], out=new_centers, where=new_counts[:, None] > 0)
+        return {"cluster_centers_": new_centers, "_counts": new_counts}
 
 
 ADAPTERS: list[type[ModelAdapter]] = [
@@ -512,12 +517,12 @@ def adapter_for(estimator: Any) -> ModelAdapter:
 
 
 __all__ = [
-    "ModelAdapter",
-    "LinearSGDAdapter",
-    "MLPAdapter",
     "DiscreteNBAdapter",
     "GaussianNBAdapter",
+    "LinearSGDAdapter",
+    "MLPAdapter",
     "MiniBatchKMeansAdapter",
+    "ModelAdapter",
     "adapter_for",
     "supported_families",
 ]

@@ -146,11 +146,19 @@ class Coordinator:
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.name, self.estimator, self.classes = self._resolve_plugin(plugin)
         self.adapter = adapter_for(self.estimator)
+        if aggregator is not None and self.adapter.exact_aggregation:
+            warnings.warn(
+                f"aggregator={aggregator!r} is ignored: {type(self.estimator).__name__} is combined "
+                "exactly from its sufficient statistics",
+                UserWarning,
+                stacklevel=2,
+            )
         self.history: list[Round] = []
         self._total_samples = 0
         #: The latest round-ending signals workers sent (most recent last).
         self.signals: deque[dict[str, Any]] = deque(maxlen=1000)
         self._current_token: str | None = None
+        self._stale_workers: set[str] = set()
         client.register_plugin(ModelStore())
         # Workers that end a round themselves (time, drift, ...) say so on this topic.
         client.subscribe_topic(f"fedplugin-{self.name}", self._on_signal)
@@ -439,7 +447,8 @@ class Coordinator:
         return self._apply("decision_function", X, model)
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy (classifiers) or R² (regressors) of the global model on ``X``, ``y``."""
+        """The global model's ``score``: accuracy (classifiers), R² (regressors), or the
+        estimator's own score (e.g. negative inertia for k-means)."""
         model = self.global_model()
         if is_dask(X):
             return score_dask(model, X, y)
@@ -507,7 +516,9 @@ class Coordinator:
         """Make ``model`` the global model: store it on the scheduler, send it to workers."""
         payload = model.to_bytes()
         self.client.run_on_scheduler(tasks.store_put, self.name, model.version, payload, force)
-        self.client.run(tasks.set_global, self.name, payload, on_error="return")
+        answers = self.client.run(tasks.set_global, self.name, payload, on_error="return")
+        # A worker that missed it (busy restarting, ...) gets it before it trains again.
+        self._stale_workers = {w for w, answer in answers.items() if isinstance(answer, BaseException)}
         self._global = model
 
     def _restore(self, model: GlobalModel | None, history_len: int, total_samples: int) -> None:
@@ -552,6 +563,9 @@ class Coordinator:
         token = self._current_token = uuid.uuid4().hex
         workers = self._workers()
         rebalance(queues, workers)
+        if self._stale_workers:
+            self._ensure_workers_current()
+            self._stale_workers = set()
         budget = self.policy.blocks_per_round(len(workers))
         if feed is not None:
             feed(queues, blocks, budget or len(workers) * self.max_task_blocks)

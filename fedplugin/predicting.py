@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
 
 def is_dask(X: Any) -> bool:
@@ -35,6 +35,12 @@ def score_dask(model: BaseEstimator, X: Any, y: Any) -> float:
     import dask.array as da
 
     X, y = as_dask_array(X), as_dask_array(y)
+    if not (is_classifier(model) or is_regressor(model)):
+        # Clusterers: their own score (e.g. negative inertia) adds up over blocks.
+        per_block = X.map_blocks(
+            lambda block: np.array([model.score(block)]), drop_axis=1, chunks=((1,) * X.numblocks[0],)
+        )
+        return float(per_block.sum().compute())
     predictions = apply_dask(model, "predict", X)
     if is_classifier(model):
         return float((predictions == y).mean().compute())
