@@ -7,6 +7,7 @@ so there is no intersphinx.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -68,8 +69,8 @@ pygments_style = "sphinx"
 class OptionalLiteralInclude(LiteralInclude):
     """``literalinclude`` that shows a note instead of failing when the file is missing.
 
-    Used for ``benchmarks/README.md``, which the benchmark runs write; a fresh
-    checkout without it still builds with ``-W``.
+    Used for ``benchmarks/README.md``, which is written by hand from the
+    benchmark runs; a checkout without it still builds with ``-W``.
     """
 
     def run(self) -> list[nodes.Node]:
@@ -78,7 +79,7 @@ class OptionalLiteralInclude(LiteralInclude):
             return super().run()
         note = nodes.note()
         note += nodes.paragraph(
-            text=f"{self.arguments[0]} is not there yet: run `make bench` to measure and write it."
+            text=f"{self.arguments[0]} is not in this checkout yet; `make bench` prints the measurements."
         )
         return [note]
 
@@ -102,7 +103,19 @@ class SupportedEstimators(Directive):
         return container.children
 
 
+def skip_metadata_requests(app, what, name, obj, skip, options):
+    """Leave out scikit-learn's generated ``set_<method>_request`` methods.
+
+    They belong to scikit-learn's metadata routing, not to fedplugin, and their
+    docstrings refer to scikit-learn's own glossary.
+    """
+    if what == "class" and re.fullmatch(r"set_\w+_request", name):
+        return True
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", skip_metadata_requests)
     app.add_directive("optional-literalinclude", OptionalLiteralInclude)
     app.add_directive("supported-estimators", SupportedEstimators)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

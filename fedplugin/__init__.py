@@ -13,6 +13,7 @@ from .coordinator import Coordinator
 from .deploy import register
 from .estimator import FederatedEstimator
 from .history import Round
+from .plotting import plot_history
 from .plugin import FederatedModelPlugin
 from .store import GlobalModel, ModelStore
 from .sync import AnyOf, DriftThreshold, EveryNBatches, EverySeconds, LocalStats, SyncPolicy
@@ -40,6 +41,7 @@ __all__ = [
     "ModelStore",
     "PerParameter",
     "Round",
+    "plot_history",
     "register",
     "save_checkpoint",
     "SyncPolicy",

@@ -86,6 +86,18 @@ class ModelAdapter:
         """
         return rule(updates, weights)
 
+    def get_state(self, model: BaseEstimator) -> dict[str, float]:
+        """Scalar training state that is not aggregated but should survive a restart.
+
+        A worker that joins or restarts starts its model from the global one and
+        from the workers' mean state (e.g. SGD's step counter ``t_``, which sets
+        its learning rate), instead of from scratch.
+        """
+        return {}
+
+    def set_state(self, model: BaseEstimator, state: dict[str, float]) -> None:
+        """Restore what :meth:`get_state` returned (mean over the workers)."""
+
     def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
         """Train ``model`` on one block (classes are set by :meth:`initialize`)."""
         model.partial_fit(X, y)
@@ -140,6 +152,13 @@ class LinearSGDAdapter(ModelAdapter):
 
     def get_params(self, model: BaseEstimator) -> Params:
         return {"coef_": np.array(model.coef_), "intercept_": np.array(model.intercept_)}
+
+    def get_state(self, model: BaseEstimator) -> dict[str, float]:
+        return {"t_": float(model.t_)}
+
+    def set_state(self, model: BaseEstimator, state: dict[str, float]) -> None:
+        if "t_" in state:
+            model.t_ = state["t_"]
 
     def set_params(self, model: BaseEstimator, params: Params) -> None:
         # SGD updates these arrays in place, so they must be C-contiguous copies.

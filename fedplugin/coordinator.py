@@ -12,7 +12,7 @@ A round goes like this:
 4. the workers' parameters (returned by their last task) are combined by the
    aggregator, weighted by samples trained since the last round;
 5. the result is sent to every worker and kept, versioned, in the scheduler's
-   :class:`~fedplugin.store.ModelStore`.
+   :class:`~fedplugin.ModelStore`.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Coordinator:
         When to synchronize; an int ``n`` means ``EveryNBatches(n)``.
     aggregator : callable or mapping, default WeightedMean()
         How to combine the workers' parameters: an
-        :class:`~fedplugin.aggregation.Aggregator`, any callable
+        :class:`~fedplugin.Aggregator`, any callable
         ``rule(updates, weights) -> dict``, or ``{parameter name: rule}``.
     block_size : int, default 4096
         Rows per block when numpy input is split and scattered.
@@ -90,7 +90,7 @@ class Coordinator:
         scorer name (``"accuracy"``, ``"neg_log_loss"``, ...) or a callable
         ``scorer(estimator, X, y) -> float``.
     checkpoint : str or path-like, optional
-        Directory to keep a checkpoint in (see :mod:`fedplugin.checkpoint`):
+        Directory to keep a checkpoint in (see :func:`~fedplugin.save_checkpoint`):
         it is written, atomically, after every round and after a failed
         ``fit`` is rolled back, so :meth:`resume` can carry on from the last
         completed round even if the client and the scheduler are lost.
@@ -168,6 +168,7 @@ class Coordinator:
     # ------------------------------------------------------------------ public
     @property
     def version(self) -> int:
+        """Version of the current global model (-1 before the first fit)."""
         return -1 if self._global is None else self._global.version
 
     @property
@@ -204,7 +205,7 @@ class Coordinator:
         Raises
         ------
         ValueError, TypeError
-            On bad input (see :func:`fedplugin.blocks.prepare`). The global
+            On bad input (wrong types, shapes, features, lengths or row chunks, empty input, NaN or infinite values, unknown labels). The global
             model and history are then as they were before the call.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -385,7 +386,7 @@ class Coordinator:
         start = time.perf_counter()
         states = self.client.run(tasks.state, self.name, on_error="return")
         results = [
-            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], 0.0, None, 0.0)
+            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], 0.0, {}, None, 0.0)
             for w, s in states.items()
             if isinstance(s, dict) and s["params"] is not None
         ]
@@ -686,7 +687,9 @@ class Coordinator:
             params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
         else:
             params = g.params
-        new = GlobalModel(g.version + 1, params, g.n_features, g.classes, g.rounds + 1)
+        states = [r.state for r in finite if r.state]
+        state = {k: float(np.mean([st[k] for st in states])) for k in states[0]} if states else g.extra.get("state", {})
+        new = GlobalModel(g.version + 1, params, g.n_features, g.classes, g.rounds + 1, {"state": state})
         self._publish(new)
         self._total_samples += samples
         self.history.append(

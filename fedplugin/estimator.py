@@ -44,7 +44,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : scikit-learn estimator with ``partial_fit``, default SGDClassifier()
-        The model each worker trains (see :mod:`fedplugin.adapters` for the
+        The model each worker trains (see :func:`~fedplugin.adapters.adapter_for` for the
         supported families).
     client : distributed.Client, optional
         Cluster to train on; by default the current client (``get_client()``).

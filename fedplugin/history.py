@@ -24,7 +24,8 @@ class Round:
     samples : int
         Samples trained since the previous round.
     total_samples : int
-        Samples trained over all rounds so far.
+        Samples trained over all rounds of this coordinator so far (carried on
+        by :meth:`Coordinator.resume`).
     blocks : int
         Blocks trained since the previous round.
     retrained_blocks : int

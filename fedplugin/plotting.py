@@ -7,7 +7,6 @@ called.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,9 +31,8 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
 
     The horizontal axis of every panel is the cumulative wall time of the
     rounds (the running sum of the ``seconds`` of each
-    :class:`~fedplugin.Round`), so
-    time spent outside rounds (preparing data, between ``fit`` calls) is not
-    shown. The panels are:
+    :class:`~fedplugin.Round`), so time spent outside rounds (preparing data,
+    between ``fit`` calls) is not shown. The panels are:
 
     1. throughput: ``samples / seconds`` of each round;
     2. rounds: the round number at the end of each round, one marker per round
@@ -43,7 +41,7 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
     3. bytes moved: parameter bytes gathered from workers (``bytes_up``), sent
        back to them (``bytes_down``) and both together, cumulative;
     4. metrics: every numeric entry found in the rounds' ``metrics`` dicts, one
-       line each (``NaN`` where a round lacks it); when no round has a numeric
+       line each over the rounds that have it; when no round has a numeric
        metric, the total samples trained instead.
 
     Parameters
@@ -67,9 +65,16 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
     ImportError
         If matplotlib is not installed.
     ValueError
-        If ``history`` is empty, or ``ax`` does not hold exactly four Axes.
+        If ``history`` is empty, a mapping in it lacks a field that is
+        plotted, or ``ax`` does not hold exactly four Axes.
     TypeError
         If an item of ``history`` is neither a Round nor a mapping.
+
+    See Also
+    --------
+    fedplugin.Round : One record of ``history``.
+    fedplugin.Coordinator : Whose ``history`` this draws; ``scoring=`` fills
+        ``metrics["online_score"]``.
 
     Examples
     --------
@@ -83,7 +88,7 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
     >>> history = [
     ...     Round(round=i, trigger="final" if i == 3 else "count", samples=204800,
     ...           total_samples=204800 * i, blocks=50, retrained_blocks=0,
-    ...           n_workers=2, workers=workers, excluded_workers=(),
+    ...           handed_back_blocks=0, n_workers=2, workers=workers, excluded_workers=(),
     ...           seconds=0.25, bytes_up=1616, bytes_down=1616, version=i,
     ...           metrics={"accuracy": 0.80 + 0.02 * i})
     ...     for i in (1, 2, 3)
@@ -167,9 +172,11 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
     names = _metric_names(rounds)
     if names:
         for name in names:
-            values = [r["metrics"].get(name) for r in rounds]
-            values = [float(v) if _is_number(v) else math.nan for v in values]
-            metric_axes.plot(elapsed, values, marker="o", label=str(name))
+            # Only the rounds that measured it: a metric taken every few rounds
+            # still draws as one line.
+            present = [i for i, r in enumerate(rounds) if _is_number(r["metrics"].get(name))]
+            values = [float(rounds[i]["metrics"][name]) for i in present]
+            metric_axes.plot(elapsed[present], values, marker="o", label=str(name))
         metric_axes.set_title("Metrics")
         metric_axes.set_ylabel(str(names[0]) if len(names) == 1 else "metric")
         if len(names) > 1:
@@ -182,16 +189,24 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
         metric_axes.yaxis.set_major_formatter(EngFormatter())
         metric_axes.set_ylim(bottom=0)
 
-    for axes in panels:
-        axes.set_xlabel(time_label)
+    for i, axes in enumerate(panels):
+        if ax is not None or i >= 2:  # a grid of our own shares x: label the bottom row
+            axes.set_xlabel(time_label)
         axes.grid(True, alpha=0.3)
     return fig
+
+
+#: The fields of a Round that plot_history reads.
+_PLOTTED = ("round", "trigger", "samples", "total_samples", "seconds", "bytes_up", "bytes_down")
 
 
 def _as_mapping(item: Any, index: int) -> Mapping[str, Any]:
     if isinstance(item, Round):
         return {**vars(item), "metrics": dict(item.metrics or {})}
     if isinstance(item, Mapping):
+        missing = [name for name in _PLOTTED if name not in item]
+        if missing:
+            raise ValueError(f"history[{index}] lacks {missing}; expected the keys of Round.as_dict()")
         return {**item, "metrics": dict(item.get("metrics") or {})}
     raise TypeError(
         f"history[{index}] has type {type(item).__name__}; expected a fedplugin Round "

@@ -57,6 +57,8 @@ class TrainResult:
     score_sum : float
         With test-then-train scoring: sum over trained blocks of the block's
         score before training times its rows.
+    state : dict
+        The adapter's training state (see ``ModelAdapter.get_state``).
     trigger : str or None
         The policy trigger that ended the task early, if any.
     seconds : float
@@ -70,6 +72,7 @@ class TrainResult:
     samples_since_sync: int
     trained: list[tuple[int, int]]
     score_sum: float
+    state: dict[str, float]
     trigger: str | None
     seconds: float
 
@@ -170,6 +173,9 @@ class FederatedModelPlugin(WorkerPlugin):
             or not _same_classes(self.global_model.classes, model.classes)
         ):
             self.model = self.adapter.initialize(self.estimator, model.n_features, model.classes)
+            # A joining or restarted worker carries on with the workers' training
+            # state (e.g. SGD's step counter), not from a first step.
+            self.adapter.set_state(self.model, model.extra.get("state", {}))
         self.adapter.set_params(self.model, model.params)
         self.global_model = model
         self.samples_since_sync = 0
@@ -302,6 +308,7 @@ class FederatedModelPlugin(WorkerPlugin):
                 samples_since_sync=self.samples_since_sync,
                 trained=trained,
                 score_sum=score_sum,
+                state=self.adapter.get_state(self.model),
                 trigger=trigger,
                 seconds=time.perf_counter() - start,
             )

@@ -38,6 +38,9 @@ class GlobalModel:
         Class labels for classifiers, ``None`` for regressors.
     rounds : int
         Synchronization rounds completed so far.
+    extra : dict
+        Other state workers adopt with the model: ``extra["state"]`` holds the
+        workers' mean training state (see ``ModelAdapter.get_state``).
     """
 
     version: int

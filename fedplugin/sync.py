@@ -33,8 +33,10 @@ class LocalStats:
 
     Attributes
     ----------
-    blocks, samples : int
-        Blocks and samples this worker has trained since the last round.
+    blocks : int
+        Blocks this worker has trained in its current training task.
+    samples : int
+        Samples this worker has trained since the last round.
     seconds : float
         Training seconds since the round started.
     drift : float
@@ -116,19 +118,18 @@ class DriftThreshold(SyncPolicy):
     Dynamic Model Synchronization", ECML PKDD 2014. After each block a worker
     computes the squared distance between its parameters and the last global
     parameters (its reference); when it exceeds the threshold, that worker
-    ends the round.
-
-    Give exactly one of:
+    ends the round. Give exactly one of ``threshold`` and ``relative``.
 
     Parameters
     ----------
     threshold : float > 0, optional
         Absolute threshold on the squared distance.
     relative : float > 0, optional
-        Threshold as a fraction of the squared norm of the reference, so that
-        ``relative=0.05`` means "5 % of the model's size" whatever the scale of
-        the features. While the reference is all zeros (before the first
-        round), any change triggers a round.
+        Threshold as a fraction of the squared norm of the reference, whatever
+        the scale of the features: ``relative=0.05`` ends the round once the
+        parameters have moved by more than ``sqrt(0.05)``, about 22 %, of the
+        global model's norm. While the reference is all zeros (before the
+        first round), any change triggers a round.
     """
 
     needs_drift = True

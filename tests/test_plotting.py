@@ -1,5 +1,6 @@
 """plot_history: a real figure from a real training run, and its error messages."""
 
+import dataclasses
 import sys
 
 import matplotlib
@@ -22,11 +23,14 @@ def close_figures():
 
 
 def make_round(i, trigger="count", metrics=None, seconds=0.5):
-    return Round(
+    """A Round with every field set (zero unless given), whatever fields Round has."""
+    values = {field.name: 0 for field in dataclasses.fields(Round)}
+    values.update(
         round=i, trigger=trigger, samples=1000 * i, total_samples=1000 * i * (i + 1) // 2, blocks=i,
-        retrained_blocks=0, n_workers=2, workers=("a", "b"), excluded_workers=(), seconds=seconds,
+        n_workers=2, workers=("a", "b"), excluded_workers=(), seconds=seconds,
         bytes_up=100 * i, bytes_down=10 * i, version=i, metrics=metrics or {},
     )
+    return Round(**values)
 
 
 def test_figure_of_a_real_training_run(client, classification_data, tmp_path):
@@ -43,7 +47,8 @@ def test_figure_of_a_real_training_run(client, classification_data, tmp_path):
     throughput, rounds, traffic, metrics = fig.axes
     assert len(fig.axes) == 4
     assert [a.get_ylabel() for a in fig.axes] == ["samples/s", "round", "bytes moved (cumulative)", "total samples"]
-    assert all(a.get_xlabel() == "wall time of the rounds (s, cumulative)" for a in fig.axes)
+    time_label = "wall time of the rounds (s, cumulative)"
+    assert [a.get_xlabel() for a in fig.axes] == ["", "", time_label, time_label]  # shared x: bottom row
 
     elapsed = np.cumsum([r.seconds for r in history])
     (line,) = throughput.lines
@@ -74,6 +79,25 @@ def test_figure_of_a_real_training_run(client, classification_data, tmp_path):
     assert image.shape[0] > 100 and image.shape[1] > 100
 
 
+def test_online_score_of_a_real_run_is_the_metrics_panel(client, classification_data):
+    X, y = classification_data
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="plot-scored")
+    client.register_plugin(plugin)
+    coord = Coordinator(client, plugin, sync=EveryNBatches(8), block_size=1000, progress=False, scoring="accuracy")
+    coord.fit(X, y)
+    history = coord.history
+    assert all("online_score" in r.metrics for r in history)
+
+    fig = plot_history(history)
+
+    metrics = fig.axes[3]
+    assert metrics.get_ylabel() == "online_score"
+    (line,) = metrics.lines
+    np.testing.assert_allclose(line.get_xdata(), np.cumsum([r.seconds for r in history]))
+    np.testing.assert_allclose(line.get_ydata(), [r.metrics["online_score"] for r in history])
+    assert 0.5 < line.get_ydata()[-1] <= 1.0  # accuracy, better than chance on this data
+
+
 def test_empty_history_is_refused():
     with pytest.raises(ValueError, match="history is empty: there is nothing to plot; train first"):
         plot_history([])
@@ -88,9 +112,11 @@ def test_metrics_panel_plots_every_numeric_metric():
     fig = plot_history(history)
     metrics = fig.axes[3]
     assert [line.get_label() for line in metrics.lines] == ["accuracy", "loss"]
-    accuracy, loss = (line.get_ydata() for line in metrics.lines)
-    np.testing.assert_allclose(accuracy, [0.8, 0.85, np.nan])
-    np.testing.assert_allclose(loss, [np.nan, 0.4, 0.3])
+    accuracy, loss = metrics.lines
+    np.testing.assert_allclose(accuracy.get_xdata(), [0.5, 1.0])  # only the rounds that measured it
+    np.testing.assert_allclose(accuracy.get_ydata(), [0.8, 0.85])
+    np.testing.assert_allclose(loss.get_xdata(), [1.0, 1.5])
+    np.testing.assert_allclose(loss.get_ydata(), [0.4, 0.3])
     assert metrics.get_ylabel() == "metric"
 
 
@@ -98,6 +124,7 @@ def test_draws_into_given_axes_and_accepts_dicts():
     fig, grid = plt.subplots(2, 2)
     history = [make_round(1).as_dict(), make_round(2, trigger="my-policy").as_dict()]
     assert plot_history(history, ax=grid) is fig
+    assert all(a.get_xlabel() == "wall time of the rounds (s, cumulative)" for a in grid.ravel())
     assert all(len(a.lines) + len(a.collections) > 0 for a in grid.ravel())
     assert [c.get_label() for c in grid[0, 1].collections] == ["count", "my-policy"]
 
@@ -108,6 +135,8 @@ def test_bad_axes_and_items_are_refused():
         plot_history([make_round(1)], ax=grid)
     with pytest.raises(TypeError, match=r"history\[1\] has type int; expected a fedplugin Round"):
         plot_history([make_round(1), 5])
+    with pytest.raises(ValueError, match=r"history\[0\] lacks \['seconds'\]; expected the keys of Round.as_dict"):
+        plot_history([{k: v for k, v in make_round(1).as_dict().items() if k != "seconds"}])
 
 
 def test_missing_matplotlib_says_how_to_install(monkeypatch):
