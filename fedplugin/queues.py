@@ -52,17 +52,17 @@ def shares_of(budget: int | None, workers: list[str], remaining: int) -> dict[st
 
 
 def take(queues: dict[str, deque], worker: str, limit: float) -> list:
-    """Up to ``limit`` items from ``worker``'s queue, stealing from the longest when empty."""
-    items = []
+    """Up to ``limit`` items for ``worker``: its own first; only if it has none, steal.
+
+    A worker with an empty queue takes half of the longest queue (at least one
+    item) from its tail, so an idle core gets work while the blocks mostly stay
+    where they live, and no worker can empty the others' queues before they
+    start.
+    """
     own = queues.setdefault(worker, deque())
-    while len(items) < limit:
-        if own:
-            items.append(own.popleft())
-            continue
-        donor = max(queues, key=lambda w: len(queues[w]))
-        if not queues[donor]:
-            break
-        items.append(queues[donor].pop())
-    return items
-
-
+    if own:
+        return [own.popleft() for _ in range(int(min(limit, len(own))))]
+    donor = max(queues, key=lambda w: len(queues[w]))
+    available = len(queues[donor])
+    count = int(min(limit, max(1, available // 2), available))
+    return [queues[donor].pop() for _ in range(count)][::-1]

@@ -39,13 +39,13 @@ def coordinator(client, name, sync, **kwargs):
 
 def test_every_seconds(client, data):
     X, y = data
-    coord = coordinator(client, "time", AnyOf(EverySeconds(0.15), Pause(0.01)))
-    coord.fit(X, y)  # 40 blocks, >= 10 ms each: several time-triggered rounds
+    coord = coordinator(client, "time", AnyOf(EverySeconds(0.1), Pause(0.02)))
+    coord.fit(X, y)  # 20 blocks per worker, >= 20 ms each: several time-triggered rounds
     triggers = [r.trigger for r in coord.history]
     assert triggers.count("time") >= 2 and triggers[-1] == "final"
     assert sum(r.samples for r in coord.history) == len(X)
     for record in coord.history[:-1]:
-        assert record.seconds >= 0.15
+        assert record.seconds >= 0.1
 
 
 @pytest.mark.parametrize("preempt", [False, True])
@@ -98,3 +98,14 @@ def test_history_records_workers_and_bytes(client, data):
         assert record.bytes_up == param_bytes * record.n_workers
         assert record.bytes_down == param_bytes * 2
     np.testing.assert_array_equal([r.version for r in coord.history], np.arange(1, len(coord.history) + 1))
+
+
+@pytest.mark.parametrize("policy", [DriftThreshold(relative=100.0), EverySeconds(100)], ids=["drift", "time"])
+def test_policies_without_a_count_keep_every_worker_busy(client, data, policy):
+    """Without a block count, no worker may take the others' blocks before they start."""
+    X, y = data
+    coord = coordinator(client, f"busy-{type(policy).__name__}", policy)
+    coord.fit(X[:16_000], y[:16_000])  # 32 blocks, 16 on each worker, far below max_task_blocks
+    totals = [state["samples_total"] for state in coord.worker_states().values()]
+    assert sorted(totals) == [8000, 8000]
+    assert all(r.n_workers == 2 for r in coord.history)
