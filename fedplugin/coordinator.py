@@ -78,8 +78,8 @@ class Coordinator:
         workers' running tasks finish; ``True`` stops them after their current
         block and their untrained blocks are trained after the round.
     progress : bool or None, default None
-        Show a tqdm progress bar during ``fit``; ``None`` shows it when stderr is
-        a terminal.
+        Show a tqdm progress bar (samples, samples/s, round, version) during
+        ``fit`` and ``fit_stream``; ``None`` shows it in a terminal or notebook.
     worker_timeout : float, default 60
         Seconds ``fit`` waits for a worker when none is running (e.g. while
         nannies restart them) before giving up.
@@ -744,13 +744,16 @@ class Coordinator:
                 pass
 
     def _progress_bar(self, data: TrainingData | None, epochs: int) -> Any:
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        show = self.progress if self.progress is not None else _interactive()
         if not show:
             return None
         from tqdm.auto import tqdm
 
+        class Bar(tqdm):
+            monitor_interval = 0  # no monitor thread left behind once the fit is over
+
         total = None if data is None or data.n_samples is None else data.n_samples * epochs
-        return tqdm(total=total, unit="samples", unit_scale=True, desc=f"fedplugin {self.name}")
+        return Bar(total=total, unit="samples", unit_scale=True, desc=f"fedplugin {self.name}")
 
     def _apply(self, method: str, X: Any, model: str) -> Any:
         if model not in ("global", "local"):
@@ -791,6 +794,11 @@ def _forget_model(name: str, dask_worker: Any = None) -> None:
     with plugin.lock:
         plugin.model = None
         plugin.global_model = None
+
+
+def _interactive() -> bool:
+    """True in a terminal or a Jupyter kernel: where a progress bar is welcome."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def _as_scorer(scoring: Any) -> Any:

@@ -123,3 +123,19 @@ def test_local_model_equals_global_after_a_round(client, data):
     coord = coordinator(client, estimator=SGDRegressor(random_state=0), classes=None, block_size=1000)
     coord.fit(X[:5000], y[:5000].astype(float))
     np.testing.assert_allclose(coord.predict(X[:10], model="local"), coord.predict(X[:10]))
+
+
+def test_progress_bar_and_logging(client, data, capsys, caplog):
+    import logging
+
+    X, y = data
+    coord = coordinator(client, name="progress", sync=EveryNBatches(6), block_size=1000, progress=True)
+    with caplog.at_level(logging.INFO, logger="fedplugin"):
+        coord.fit(X[:12_000], y[:12_000])
+    bar = capsys.readouterr().err
+    assert "fedplugin progress" in bar and "12.0k/12.0k" in bar and "samples/s" in bar
+    assert "round=2" in bar
+    assert any("round 2 (final): 6000 samples" in record.getMessage() for record in caplog.records)
+    quiet = coordinator(client, name="quiet", progress=False)
+    quiet.fit(X[:2000], y[:2000])
+    assert "fedplugin quiet" not in capsys.readouterr().err
