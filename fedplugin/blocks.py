@@ -18,11 +18,14 @@ training data.
 from __future__ import annotations
 
 import numbers
+from collections import Counter
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
 import dask
+from dask.delayed import Delayed
+from dask.optimization import cull
 import numpy as np
 from distributed import Client, Future, wait
 from sklearn.utils.multiclass import check_classification_targets
@@ -317,7 +320,10 @@ def _parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -
         persisted = client.persist(collection)
         wait(persisted)
         return _parts(client, persisted, split)
-    return [LazyPart(part) for part in delayed_parts]
+    # Every part shares the whole collection's graph: keep only what each block
+    # needs, so a task does not carry (and pickle) the graph of every block.
+    full = dict(delayed_parts[0].__dask_graph__()) if delayed_parts else {}
+    return [LazyPart(Delayed(part.key, cull(full, [part.key])[0])) for part in delayed_parts]
 
 
 def _array_parts(array: Any) -> list[Any]:
@@ -329,12 +335,26 @@ def _frame_parts(frame: Any) -> list[Any]:
 
 
 def _block_refs(client, x_parts, y_parts, n_rows) -> list[BlockRef]:
-    resident = [p for p in x_parts if isinstance(p, Future)]
-    homes = client.who_has(resident) if resident else {}
-    return [
-        BlockRef(i, x, y, None if rows is None else int(rows), _first(homes.get(x.key)) if isinstance(x, Future) else None)
-        for i, (x, y, rows) in enumerate(zip(x_parts, y_parts, n_rows))
-    ]
+    """Block references; a resident block's home holds its X part, and its y part too if possible.
+
+    Among several holders the least loaded one is chosen, so replicated data
+    spreads over the workers.
+    """
+    resident = [p for p in [*x_parts, *y_parts] if isinstance(p, Future)]
+    holders = client.who_has(resident) if resident else {}
+    load: Counter[str] = Counter()
+    refs = []
+    for i, (x, y, rows) in enumerate(zip(x_parts, y_parts, n_rows)):
+        home = None
+        if isinstance(x, Future):
+            x_holders = set(holders.get(x.key, ()))
+            y_holders = set(holders.get(y.key, ())) if isinstance(y, Future) else set()
+            candidates = sorted((x_holders & y_holders) or x_holders)
+            if candidates:
+                home = min(candidates, key=lambda worker: load[worker])
+                load[home] += 1
+        refs.append(BlockRef(i, x, y, None if rows is None else int(rows), home))
+    return refs
 
 
 def _first(addresses: Any) -> str | None:

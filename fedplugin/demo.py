@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0")
         client = Client(cluster)
     try:
+        client.wait_for_workers(1 if args.scheduler else args.workers)
         print(f"cluster: {len(client.scheduler_info()['workers'])} workers, dashboard {client.dashboard_link}")
         print(f"data: {args.samples:,} x {args.features}, blocks of {args.block_size:,} rows, 10 % held out")
         X_train, y_train, X_test, y_test = make_data(client, args.samples, args.features, args.block_size)
