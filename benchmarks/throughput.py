@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +39,8 @@ from sklearn.linear_model import SGDClassifier
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # legacy_worker and breakdown, also when imported from elsewhere
 
-import breakdown  # noqa: E402
-import legacy_worker  # noqa: E402
+import breakdown
+import legacy_worker
 
 N_WORKERS = 2
 BLOCK_SIZE = 4096
@@ -67,6 +68,7 @@ class Data:
 
     @property
     def n_train(self) -> int:
+        """Training rows."""
         return int(self.X_train.shape[0])
 
 
@@ -80,9 +82,11 @@ class Result:
     accuracy: list[float] = field(default_factory=list)
     note: str = ""
 
-    def add(self, seconds: float, accuracy: float) -> None:
+    def add(self, seconds: float, accuracy: float | None = None) -> None:
+        """Record one repeat (``accuracy`` is ``None`` where no model is kept)."""
         self.seconds.append(seconds)
-        self.accuracy.append(accuracy)
+        if accuracy is not None:
+            self.accuracy.append(accuracy)
 
     @property
     def samples_per_s(self) -> float:
@@ -90,16 +94,18 @@ class Result:
         return self.samples / statistics.median(self.seconds)
 
     @property
-    def median_accuracy(self) -> float:
-        return statistics.median(self.accuracy)
+    def median_accuracy(self) -> float | None:
+        """Held-out accuracy, median over the repeats (``None`` without a model)."""
+        return statistics.median(self.accuracy) if self.accuracy else None
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, plus the medians, for the JSON report."""
         return {**asdict(self), "samples_per_s": self.samples_per_s, "median_accuracy": self.median_accuracy}
 
 
 # --------------------------------------------------------------------------- data
 def make_problem(n_samples: int) -> tuple[Any, Any, Any, Any]:
-    """The lazy data set, split into train and held-out parts on a block boundary.
+    """Make the lazy data set, split into train and held-out parts on a block boundary.
 
     Returns
     -------
@@ -127,11 +133,17 @@ def load_data(client: Client, n_samples: int) -> Data:
     client.wait_for_workers(N_WORKERS)
     X_train, y_train = client.persist([X_lazy, y_lazy])
     wait([X_train, y_train])
-    X_np, y_np, X_test_np, y_test_np = client.compute([X_train, y_train, X_test, y_test], sync=True)
+    # Gather the blocks themselves: computing the persisted arrays would concatenate them on
+    # one worker, and the active memory manager then drops the other copies, moving every
+    # X block to one worker and every y block to the other.
+    X_np = np.concatenate(client.gather(breakdown.block_futures(X_train)))
+    y_np = np.concatenate(client.gather(breakdown.block_futures(y_train)))
+    X_test_np, y_test_np = client.compute([X_test, y_test], sync=True)
     return Data(X_lazy, y_lazy, X_train, y_train, X_np, y_np, X_test_np, y_test_np)
 
 
 def held_out_accuracy(model: Any, data: Data) -> float:
+    """Accuracy of a fitted classifier on the held-out rows."""
     return float(model.score(data.X_test, data.y_test))
 
 
@@ -165,7 +177,7 @@ def run_incremental(data: Data) -> tuple[float, float]:
     return seconds, held_out_accuracy(inc.estimator_, data)
 
 
-def fedplugin_coordinator(client: Client, name: str) -> Any:
+def fedplugin_coordinator(client: Client, name: str, sync_every: int = SYNC_EVERY) -> Any:
     """Register a fresh plugin under ``name`` and return its Coordinator.
 
     Every repeat needs its own name: the scheduler's model store keeps the
@@ -175,7 +187,7 @@ def fedplugin_coordinator(client: Client, name: str) -> Any:
 
     plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=CLASSES, name=name)
     client.register_plugin(plugin)
-    return Coordinator(client, plugin, sync=EveryNBatches(SYNC_EVERY), aggregator=WeightedMean(), progress=False)
+    return Coordinator(client, plugin, sync=EveryNBatches(sync_every), aggregator=WeightedMean(), progress=False)
 
 
 def run_fedplugin(client: Client, data: Data, name: str) -> tuple[float, float, float, float]:
@@ -195,17 +207,21 @@ def run_fedplugin(client: Client, data: Data, name: str) -> tuple[float, float, 
 
 
 def run_legacy(data: Data, n_samples: int) -> tuple[Result, dict[str, Any]]:
-    """The old Worker-subclass approach on the first ``n_samples`` training rows, on its own cluster."""
+    """Train the old Worker-subclass way on the first ``n_samples`` training rows, on its own cluster."""
     n_blocks = max(1, min(n_samples, data.n_train) // BLOCK_SIZE)
     rows = n_blocks * BLOCK_SIZE
     X, y = data.X_lazy[:rows], data.y_lazy[:rows]
-    with LocalCluster(
-        worker_class=legacy_worker.ModelWorker, n_workers=N_WORKERS, threads_per_worker=1, dashboard_address=":0"
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            worker_class=legacy_worker.ModelWorker, n_workers=N_WORKERS, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         run, seconds = timed(lambda: legacy_worker.train(client, X, y, sync_every=SYNC_EVERY))
         processes = cluster.processes
     result = Result(
-        f"old Worker subclass, {n_blocks} tasks", rows,
+        f"old Worker subclass (own cluster), {n_blocks} tasks",
+        rows,
         note="own cluster (worker_class=): threads in the client process, no nannies; "
         "each task generates its lazy block",
     )
@@ -218,30 +234,72 @@ def run_legacy(data: Data, n_samples: int) -> tuple[Result, dict[str, Any]]:
     }
 
 
-def run_cluster_methods(client: Client, data: Data, repeats: int) -> dict[str, Result]:
-    """Single-process, Incremental and fedplugin, ``repeats`` times, interleaved."""
+def run_fedplugin_one_round(client: Client, data: Data, name: str) -> tuple[float, float]:
+    """Fit a fresh model that synchronizes once, at the end (``EveryNBatches(all blocks)``)."""
+    coord = fedplugin_coordinator(client, name, sync_every=data.X_train.numblocks[0])
+    _, seconds = timed(lambda: coord.fit(data.X_train, data.y_train))
+    accuracy = held_out_accuracy(coord.global_model(), data)
+    client.unregister_worker_plugin(name)
+    return seconds, accuracy
+
+
+def new_results(data: Data, groups: dict[str, Any]) -> dict[str, Result]:
+    """Empty results for the methods run on the benchmark's cluster, in table order."""
     n = data.n_train
-    results = {
+    first = min(groups)
+    return {
         "single": Result("single-process partial_fit", n),
         "incremental": Result("dask-ml Incremental", n),
         "fedplugin": Result("fedplugin, first fit", n, note="fresh model; the one compared"),
         "fedplugin_second": Result(
             "fedplugin, second fit (epoch 2)", n, note="same coordinator again; accuracy after 2 epochs"
         ),
+        "fedplugin_one_round": Result(
+            "fedplugin, one round at the end", n, note="EveryNBatches(all blocks): prices the intermediate rounds"
+        ),
+        "raw_one": Result(
+            "raw partial_fit, 1 worker alone",
+            len(groups[first][0]) * BLOCK_SIZE,
+            note="one task over the blocks resident on it; time inside the task; no model kept",
+        ),
+        "raw_all": Result(
+            "raw partial_fit, 2 workers at once",
+            n,
+            note="ceiling: no Dask round trips, no synchronization; time inside the tasks; no model kept",
+        ),
     }
+
+
+def run_cluster_methods(client: Client, data: Data, repeats: int) -> tuple[dict[str, Result], list[dict[str, Any]]]:
+    """Every method that runs on the benchmark's cluster, ``repeats`` times, interleaved.
+
+    Returns
+    -------
+    results : dict of str to Result
+    placements : list of dict
+        Where the blocks lived before each fedplugin fit (Dask moves and drops
+        replicas between runs, and fedplugin trains blocks where they live).
+    """
+    groups = breakdown.resident_blocks(client, data.X_train, data.y_train)
+    workers = sorted(groups)
+    breakdown.raw_run(client, groups, workers)  # warm-up: first calls pay for imports and page faults
+    results, placements = new_results(data, groups), []
     for repeat in range(repeats):
         results["single"].add(*run_single_process(data))
         results["incremental"].add(*run_incremental(data))
+        placements.append(breakdown.placement(client, data.X_train, data.y_train))
         first_s, first_acc, second_s, second_acc = run_fedplugin(client, data, f"bench-{repeat}")
         results["fedplugin"].add(first_s, first_acc)
         results["fedplugin_second"].add(second_s, second_acc)
+        results["fedplugin_one_round"].add(*run_fedplugin_one_round(client, data, f"bench-one-round-{repeat}"))
+        results["raw_one"].add(breakdown.raw_run(client, groups, workers[:1])[1])
+        results["raw_all"].add(breakdown.raw_run(client, groups, workers)[1])
         print(
-            f"  repeat {repeat + 1}/{repeats}: single {results['single'].seconds[-1]:.2f} s, "
-            f"Incremental {results['incremental'].seconds[-1]:.2f} s, fedplugin {first_s:.2f} s "
-            f"(second fit {second_s:.2f} s)",
+            f"  repeat {repeat + 1}/{repeats}: "
+            + ", ".join(f"{key} {result.seconds[-1]:.2f} s" for key, result in results.items()),
             flush=True,
         )
-    return results
+    return results, placements
 
 
 # ------------------------------------------------------------------------ report
@@ -253,15 +311,21 @@ def goals(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
     gap = 100 * (fed.median_accuracy - single.median_accuracy)
     return {
         "speedup_vs_single": {"value": vs_single, "target": f">= {GOAL_VS_SINGLE}", "met": vs_single >= GOAL_VS_SINGLE},
-        "speedup_vs_incremental": {"value": vs_inc, "target": f">= {GOAL_VS_INCREMENTAL}", "met": vs_inc >= GOAL_VS_INCREMENTAL},
+        "speedup_vs_incremental": {
+            "value": vs_inc,
+            "target": f">= {GOAL_VS_INCREMENTAL}",
+            "met": vs_inc >= GOAL_VS_INCREMENTAL,
+        },
         "accuracy_points_vs_single": {
-            "value": gap, "target": f"|difference| <= {GOAL_ACCURACY_POINTS}", "met": abs(gap) <= GOAL_ACCURACY_POINTS,
+            "value": gap,
+            "target": f"|difference| <= {GOAL_ACCURACY_POINTS}",
+            "met": abs(gap) <= GOAL_ACCURACY_POINTS,
         },
     }
 
 
 def format_table(results: dict[str, Result]) -> str:
-    """The results as a Markdown table, with ratios to single-process and Incremental."""
+    """Format the results as a Markdown table, with ratios to single-process and Incremental."""
     single, inc = results["single"].samples_per_s, results["incremental"].samples_per_s
     lines = [
         "| method | rows trained | runs | samples/s (median) | held-out accuracy | x single | x Incremental |",
@@ -271,12 +335,14 @@ def format_table(results: dict[str, Result]) -> str:
         rate = result.samples_per_s
         lines.append(
             f"| {result.method} | {result.samples:,} | {len(result.seconds)} | {rate:,.0f} | "
-            f"{result.median_accuracy:.4f} | {rate / single:.2f} | {rate / inc:.2f} |"
+            f"{'-' if result.median_accuracy is None else f'{result.median_accuracy:.4f}'} | "
+            f"{rate / single:.2f} | {rate / inc:.2f} |"
         )
     return "\n".join(lines)
 
 
 def format_goals(checks: dict[str, dict[str, Any]]) -> str:
+    """One line per goal: measured value, target, MET or NOT MET."""
     labels = {
         "speedup_vs_single": "fedplugin / single-process samples/s",
         "speedup_vs_incremental": "fedplugin / Incremental samples/s",
@@ -290,6 +356,7 @@ def format_goals(checks: dict[str, dict[str, Any]]) -> str:
 
 
 def environment() -> dict[str, Any]:
+    """Date, source state, machine and library versions, for the report."""
     import dask
     import dask_ml
     import distributed
@@ -297,10 +364,16 @@ def environment() -> dict[str, Any]:
 
     import fedplugin
 
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], check=False, cwd=HERE.parent, capture_output=True, text=True
+        ).stdout.strip()
+
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "git_commit": git("rev-parse", "HEAD"),
+        "fedplugin_uncommitted_changes": git("status", "--porcelain", "fedplugin").splitlines(),
         "cpus": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {
@@ -314,12 +387,14 @@ def environment() -> dict[str, Any]:
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
+    """Write ``report`` to ``path``, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=float) + "\n")
 
 
 # --------------------------------------------------------------------------- main
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Read the options; ``--quick`` changes the defaults of the others."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, help="rows in all, before the 10 %% hold-out (default 1,000,000)")
     parser.add_argument(
@@ -327,9 +402,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, help="repeats of the cluster methods (default 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 200,000 rows, one repeat")
-    parser.add_argument(
-        "--output", type=Path, default=HERE / "results" / "throughput.json", help="JSON file to write"
-    )
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "throughput.json", help="JSON file to write")
     args = parser.parse_args(argv)
     args.samples = args.samples or (200_000 if args.quick else 1_000_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -339,35 +412,66 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run every method, print the table and the goals, write the JSON report; return the report."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> tuple[dict[str, Result], dict[str, Any]]:
+    """Run every method on one data set.
+
+    Returns
+    -------
+    results : dict of str to Result
+        The measurements, by method.
+    report : dict
+        Everything measured, with the machine and versions (the JSON file).
+    """
     load_at_start = os.getloadavg()
     print(f"data: {args.samples:,} x {N_FEATURES}, blocks of {BLOCK_SIZE:,}, 10 % held out", flush=True)
-    with LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
         data = load_data(client, args.samples)
-        placement = {w: len(xs) for w, (xs, _) in breakdown.resident_blocks(client, data.X_train, data.y_train).items()}
-        print(f"cluster: {N_WORKERS} worker processes with nannies, training blocks per worker "
-              f"{sorted(placement.values())}; {args.repeats} repeats", flush=True)
-        results = run_cluster_methods(client, data, args.repeats)
+        placement = breakdown.placement(client, data.X_train, data.y_train)
+        print(
+            f"cluster: {N_WORKERS} worker processes with nannies; X blocks per worker "
+            f"{placement['x_blocks_per_worker']}, {placement['x_y_colocated']}/{placement['blocks']} "
+            f"X/y blocks on the same worker; {args.repeats} repeats",
+            flush=True,
+        )
+        results, placements = run_cluster_methods(client, data, args.repeats)
         print("breakdown of fedplugin's time ...", flush=True)
-        profile = breakdown.measure(client, data.X_train, data.y_train, fedplugin_coordinator(client, "bench-profile"))
+        profile = breakdown.measure(client, fedplugin_coordinator(client, "bench-profile"), data.X_train, data.y_train)
     print("old Worker-subclass approach, own cluster ...", flush=True)
     results["legacy"], legacy_details = run_legacy(data, args.legacy_samples)
-    checks = goals(results)
-    report = {
+    return results, {
         **environment(),
         "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
         "config": {
-            "samples": args.samples, "train_rows": data.n_train, "test_rows": len(data.y_test),
-            "features": N_FEATURES, "block_size": BLOCK_SIZE, "sync_every": SYNC_EVERY, "repeats": args.repeats,
+            "samples": args.samples,
+            "train_rows": data.n_train,
+            "test_rows": len(data.y_test),
+            "legacy_rows": results["legacy"].samples,
+            "features": N_FEATURES,
+            "block_size": BLOCK_SIZE,
+            "sync_every": SYNC_EVERY,
+            "repeats": args.repeats,
         },
         "results": {key: result.to_dict() for key, result in results.items()},
-        "goals": checks,
+        "goals": goals(results),
+        "placement_after_persist": placement,
+        "placement_before_fedplugin": placements,
         "legacy": legacy_details,
         "breakdown": profile,
     }
-    print("\n" + format_table(results) + "\n\n" + format_goals(checks) + "\n\n" + breakdown.format_summary(profile))
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, the goals and the breakdown, write the JSON report."""
+    args = parse_args(argv)
+    results, report = run(args)
+    ceiling = results["raw_all"].samples_per_s / results["single"].samples_per_s
+    print("\n" + format_table(results) + "\n\n" + format_goals(report["goals"]))
+    print(f"- ceiling in this run: raw partial_fit in 2 workers at once = {ceiling:.2f} x single-process")
+    print("\n" + breakdown.format_summary(report["breakdown"]))
     write_json(report, args.output)
     print(f"\nwritten: {args.output}")
     return report
