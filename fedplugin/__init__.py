@@ -15,6 +15,7 @@ from .estimator import FederatedEstimator
 from .history import Round
 from .plotting import plot_history
 from .plugin import FederatedModelPlugin
+from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
 from .store import GlobalModel, ModelStore
 from .sync import AnyOf, DriftThreshold, EveryNBatches, EverySeconds, LocalStats, SyncPolicy
 
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregator",
     "AnyOf",
+    "CandidateSet",
     "Checkpoint",
     "Coordinator",
     "DriftThreshold",
@@ -32,6 +34,7 @@ __all__ = [
     "EverySeconds",
     "FederatedEstimator",
     "FederatedModelPlugin",
+    "FederatedSearch",
     "GlobalModel",
     "Krum",
     "LocalStats",
@@ -40,6 +43,7 @@ __all__ = [
     "Median",
     "ModelStore",
     "PerParameter",
+    "passive_aggressive_grid",
     "Round",
     "plot_history",
     "register",

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.utils import get_tags
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.linear_model._stochastic_gradient import BaseSGDClassifier, BaseSGDRegressor
 from sklearn.naive_bayes import BernoulliNB, ComplementNB, GaussianNB, MultinomialNB
@@ -60,6 +61,21 @@ class ModelAdapter:
 
     def validate(self, estimator: BaseEstimator) -> None:
         """Raise ``ValueError`` if ``estimator``'s settings cannot be federated."""
+
+    def check_settings(self, estimator: BaseEstimator) -> None:
+        """Run the parameter checks scikit-learn makes on a first ``partial_fit``.
+
+        Adapters may set a model up without that call, so the plugin makes it
+        once, on a throwaway copy and a two-row all-zero batch, to refuse bad
+        settings (e.g. ``eta0=-1``) on the client before any data is read.
+        """
+        kind = get_tags(estimator).estimator_type
+        if kind not in ("classifier", "regressor"):
+            return
+        probe = fresh_copy(estimator)
+        y = np.array([0, 1]) if kind == "classifier" else np.zeros(2)
+        kwargs = {"classes": y} if kind == "classifier" else {}
+        probe.partial_fit(np.zeros((2, 1)), y, **kwargs)
 
     def initialize(
         self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None

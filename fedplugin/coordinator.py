@@ -31,7 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from concurrent.futures import CancelledError
+
 from distributed import Client, as_completed
+from distributed.comm.core import CommClosedError
+from distributed.scheduler import KilledWorker
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import NotFittedError
 
@@ -52,6 +56,8 @@ logger = logging.getLogger("fedplugin")
 
 #: How often a block may be lost with its worker before ``fit`` gives up.
 MAX_ATTEMPTS = 3
+#: What a training task raises when its worker, or the data it held, died.
+WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
 
 
 class Coordinator:
@@ -603,10 +609,7 @@ class Coordinator:
             worker, items = inflight.pop(future)
             try:
                 result: TrainResult = future.result()
-            except (ValueError, TypeError):
-                self._stop_all(token, inflight)
-                raise
-            except Exception as exc:  # the worker was lost: train its blocks again
+            except WORKER_LOST as exc:  # the worker was lost: train its blocks again
                 logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
                 self._wait_for_workers()
                 rescatter_lost(self.client, list(blocks.values()))
@@ -623,6 +626,9 @@ class Coordinator:
                         if idle not in busy:
                             launch(idle)
                 continue
+            except Exception:  # bad data or a failing estimator: nothing is retried
+                self._stop_all(token, inflight)
+                raise
             previous = latest.get(result.worker)
             if previous is None or result.seq > previous.seq:
                 latest[result.worker] = result  # its parameters include the earlier tasks' updates

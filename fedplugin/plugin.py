@@ -113,7 +113,7 @@ class FederatedModelPlugin(WorkerPlugin):
         classes: Sequence[Any] | np.ndarray | None = None,
         name: str = "fedplugin",
     ) -> None:
-        adapter_for(estimator)  # refuse unsupported estimators now, on the client
+        adapter_for(estimator).check_settings(estimator)  # refuse bad estimators now, on the client
         if not isinstance(name, str) or not name:
             raise TypeError(f"name={name!r} must be a non-empty string")
         if classes is not None:

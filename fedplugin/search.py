@@ -517,6 +517,18 @@ class CandidateSetAdapter(ModelAdapter):
     def set_params(self, model: BaseEstimator, params: Params) -> None:
         model._set_flat_params(params)
 
+    def get_state(self, model: BaseEstimator) -> dict[str, float]:
+        """Every candidate's training state (e.g. SGD's ``t_``), prefixed like the parameters."""
+        state: dict[str, float] = {}
+        for index, (adapter, estimator) in enumerate(zip(model._adapters, model.estimators_)):
+            state.update(_prefixed(index, adapter.get_state(estimator)))
+        return state
+
+    def set_state(self, model: BaseEstimator, state: dict[str, float]) -> None:
+        parts, _ = split_params(state, len(model.estimators_))
+        for adapter, estimator, part in zip(model._adapters, model.estimators_, parts):
+            adapter.set_state(estimator, part)
+
     def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
         model._train_block(X, y)
 

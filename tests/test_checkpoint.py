@@ -397,3 +397,34 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit_the_plugin(tmp_path):
             fedplugin.Coordinator.resume(client, plugin, tmp_path / "classes")
         with pytest.raises(FileNotFoundError):
             fedplugin.Coordinator.resume(client, plugin, tmp_path / "nothing")
+
+
+@pytest.mark.timeout(120)
+def test_resumed_run_ends_with_the_same_model_as_an_uninterrupted_one(tmp_path, checkpoint_data):
+    """Fixed seed and block order: stopping, moving to a new cluster and resuming changes nothing."""
+    X, y = checkpoint_data
+    settings = dict(sync=fedplugin.EveryNBatches(4), block_size=1000)
+
+    client, cluster = in_process_client()
+    with cluster, client:
+        coord = fedplugin.Coordinator(client, start(client), **settings)
+        coord.fit(X[:8000], y[:8000])
+        coord.fit(X[8000:], y[8000:])
+        uninterrupted = coord.global_model()
+        coord.close()
+
+    client, cluster = in_process_client()
+    with cluster, client:
+        coord = fedplugin.Coordinator(client, start(client), checkpoint=tmp_path / "ckpt", **settings)
+        coord.fit(X[:8000], y[:8000])
+        coord.close()
+
+    client, cluster = in_process_client()  # a new cluster, a new coordinator
+    with cluster, client:
+        coord = fedplugin.Coordinator.resume(client, start(client), tmp_path / "ckpt", **settings)
+        coord.fit(X[8000:], y[8000:])
+        resumed = coord.global_model()
+        coord.close()
+
+    np.testing.assert_allclose(resumed.coef_, uninterrupted.coef_, rtol=1e-12)
+    np.testing.assert_allclose(resumed.intercept_, uninterrupted.intercept_, rtol=1e-12)

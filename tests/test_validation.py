@@ -150,3 +150,15 @@ def test_plugin_refuses_bad_configuration():
         FederatedModelPlugin(SGDRegressor(), classes=[0, 1])
     with pytest.raises(TypeError, match="name="):
         FederatedModelPlugin(SGDClassifier(), name="")
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"eta0": -1.0, "learning_rate": "constant"}, "'eta0' parameter of SGDClassifier must be"),
+        ({"loss": "log_loss", "learning_rate": "pa1"}, "only works with loss 'hinge'"),
+    ],
+)
+def test_bad_estimator_settings_refused_before_registration(settings, message):
+    with pytest.raises(ValueError, match=message):
+        FederatedModelPlugin(SGDClassifier(**settings), classes=[0, 1])
