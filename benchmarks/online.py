@@ -143,7 +143,7 @@ def main() -> None:
     print(f"   {ooc['samples_per_s']:,.0f} samples/s, {ooc['seconds']:.1f} s, {ooc['rounds']} rounds, "
           f"{ooc['trained_samples']:,} samples trained")
     worst = max(ooc["peak_worker_memory_gib"].values())
-    print(f"   peak worker memory: " + ", ".join(f"{v:.2f} GiB" for v in ooc["peak_worker_memory_gib"].values())
+    print("   peak worker memory: " + ", ".join(f"{v:.2f} GiB" for v in ooc["peak_worker_memory_gib"].values())
           + f" (goal < 2 GiB: {'met' if worst < 2 else 'NOT met'})")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "online.json"
