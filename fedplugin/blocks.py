@@ -220,6 +220,14 @@ def _check_empty(n_rows: int | None) -> None:
 
 
 def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier) -> TrainingData:
+    X, y, classes = check_numpy(X, y, n_features=n_features, classes=classes, is_classifier=is_classifier)
+    return TrainingData(scatter_blocks(client, split_rows(X, y, block_size)), X.shape[1], X.shape[0], classes)
+
+
+def check_numpy(
+    X: Any, y: Any, *, n_features: int | None, classes: np.ndarray | None, is_classifier: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate in-memory ``X``, ``y``; return them as numpy arrays, with the classes."""
     X, y = _to_numpy(X), _to_numpy(y)
     if X.ndim != 2:
         raise ValueError(f"X has shape {X.shape}; expected a 2-d array (samples, features)")
@@ -239,15 +247,22 @@ def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
         _check_labels(y, classes, "y")
     else:
         _check_finite(y, "y")
-    starts = range(0, X.shape[0], block_size)
-    pairs = [(X[s : s + block_size], y[s : s + block_size]) for s in starts]
+    return X, y, classes
+
+
+def split_rows(X: np.ndarray, y: np.ndarray, block_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(X, y)`` pairs of at most ``block_size`` rows, in order."""
+    return [(X[s : s + block_size], y[s : s + block_size]) for s in range(0, X.shape[0], block_size)]
+
+
+def scatter_blocks(client: Client, pairs: list[tuple[np.ndarray, np.ndarray]], first_index: int = 0) -> list[BlockRef]:
+    """Scatter ``(X, y)`` pairs over the workers in one call; one block each."""
     futures = client.scatter(pairs, hash=False, direct=True)
     homes = client.who_has(futures)
-    blocks = [
-        BlockRef(i, fut, None, len(pair[1]), _first(homes.get(fut.key)), source=pair)
+    return [
+        BlockRef(first_index + i, fut, None, len(pair[1]), _first(homes.get(fut.key)), source=pair)
         for i, (fut, pair) in enumerate(zip(futures, pairs))
     ]
-    return TrainingData(blocks, X.shape[1], X.shape[0], classes)
 
 
 def _prepare_dask_array(client, X, y, n_features, classes, is_classifier) -> TrainingData:

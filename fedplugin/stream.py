@@ -17,7 +17,7 @@ from typing import Any
 
 from distributed import Client
 
-from .blocks import BlockRef, prepare
+from .blocks import BlockRef, check_numpy, scatter_blocks, split_rows
 
 
 class StreamFeeder:
@@ -61,7 +61,7 @@ class StreamFeeder:
         self.error: Exception | None = None
         self.batches_read = 0
         self.samples_read = 0
-        self._indices = itertools.count()
+        self._next_index = 0
         self._pending: tuple[Any, Any] | None = None
 
     def peek(self) -> tuple[Any, Any] | None:
@@ -74,20 +74,24 @@ class StreamFeeder:
         return self._pending
 
     def __call__(self, queues: dict[str, deque], blocks: dict[int, BlockRef], target: int) -> None:
-        """Read batches until ``target`` blocks (at most ``max_blocks``) are queued."""
-        workers = itertools.cycle(sorted(queues))
+        """Read batches until ``target`` blocks (at most ``max_blocks``) are queued.
+
+        The batches read in one call are validated one by one, then scattered
+        together in a single call (one scatter per batch would cost a round trip
+        each).
+        """
         queued = sum(len(queue) for queue in queues.values())
         target = min(max(target, 1), self.max_blocks)
-        while queued < target and not self.exhausted:
+        pairs: list[tuple[Any, Any]] = []
+        while queued + len(pairs) < target and not self.exhausted:
             batch = self.peek()
             self._pending = None
             if batch is None:
                 break
             try:
                 X, y = batch
-                data = prepare(
-                    self.client, X, y, block_size=self.block_size, n_features=self.n_features,
-                    classes=self.classes, is_classifier=self.is_classifier,
+                X, y, _ = check_numpy(
+                    X, y, n_features=self.n_features, classes=self.classes, is_classifier=self.is_classifier
                 )
             except (ValueError, TypeError) as exc:
                 self.error = type(exc)(
@@ -96,11 +100,14 @@ class StreamFeeder:
                 )
                 self.exhausted = True
                 break
-            for block in data.blocks:
-                block.index = next(self._indices)
-                blocks[block.index] = block
-                owner = block.home if block.home in queues else next(workers)
-                queues[owner].append((0, block.index))
-            queued += len(data.blocks)
+            pairs.extend(split_rows(X, y, self.block_size))
             self.batches_read += 1
-            self.samples_read += data.n_samples
+            self.samples_read += len(y)
+        if not pairs:
+            return
+        workers = itertools.cycle(sorted(queues))
+        for block in scatter_blocks(self.client, pairs, first_index=self._next_index):
+            blocks[block.index] = block
+            owner = block.home if block.home in queues else next(workers)
+            queues[owner].append((0, block.index))
+        self._next_index += len(pairs)
