@@ -82,7 +82,7 @@ DASK_CASES = {
     "wrong number of features": (lambda X, y: dask_pair(X[:2000, :5], y[:2000]), "X has 5 features; expected 20"),
     # found inside the training task, after earlier blocks trained: the model is rolled back
     "labels not in classes": (
-        lambda X, y: dask_pair(X[:6000], np.where(np.arange(6000) > 4500, 7, y[:6000])),
+        lambda X, y: dask_pair(X[:6000], np.where((np.arange(6000) > 4500) & (np.arange(6000) < 5000), 7, y[:6000])),
         r"block 4: y has labels \[7\] not in classes",
     ),
     "NaN in a late block": (lambda X, y: dask_pair(with_bad_value(X[:6000], 5500, np.nan), y[:6000]), "block 5: .*NaN"),
