@@ -48,7 +48,7 @@ from .history import Round
 from .plugin import FederatedModelPlugin, TrainResult
 from .predicting import apply_dask, is_dask, score_dask
 from .queues import initial_queues, rebalance, requeue, shares_of, take
-from .store import GlobalModel, ModelStore
+from .store import GlobalModel, ModelStore, params_nbytes
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
 
@@ -211,7 +211,8 @@ class Coordinator:
         Raises
         ------
         ValueError, TypeError
-            On bad input (wrong types, shapes, features, lengths or row chunks, empty input, NaN or infinite values, unknown labels). The global
+            On bad input: wrong types, shapes, features, lengths or row chunks,
+            empty input, NaN or infinite values, unknown labels. The global
             model and history are then as they were before the call.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -543,7 +544,7 @@ class Coordinator:
     def _autosave(self) -> None:
         """Keep the ``checkpoint`` directory in step with the global model."""
         if self.checkpoint is not None and self._global is not None:
-            save_checkpoint(self.checkpoint, self._global, self.history, self.estimator, name=self.name)
+            self.save()
 
     def _check_fitted(self) -> None:
         if self._global is None:
@@ -711,7 +712,7 @@ class Coordinator:
                 workers=tuple(sorted(r.worker for r in finite)),
                 excluded_workers=tuple(sorted(excluded)),
                 seconds=time.perf_counter() - start,
-                bytes_up=sum(_nbytes(r.params) for r in results),
+                bytes_up=sum(params_nbytes(r.params) for r in results),
                 bytes_down=new.nbytes() * n_workers,
                 version=new.version,
                 metrics=metrics or {},
@@ -818,7 +819,3 @@ def _as_scorer(scoring: Any) -> Any:
     if callable(scoring):
         return scoring
     raise TypeError(f"scoring={scoring!r} is not a scorer name or a callable scorer(estimator, X, y)")
-
-
-def _nbytes(params: dict[str, np.ndarray]) -> int:
-    return int(sum(np.asarray(v).nbytes for v in params.values()))

@@ -196,12 +196,23 @@ class FederatedModelPlugin(WorkerPlugin):
                 "restored_at": self.restored_at,
             }
 
-    def local_model(self) -> BaseEstimator:
-        """A copy of this worker's current local model."""
-        with self.lock:
+    def local_model(self, timeout: float = -1) -> BaseEstimator:
+        """A copy of this worker's current local model.
+
+        Waits for a running training task at most ``timeout`` seconds (-1: as
+        long as it takes), then raises ``RuntimeError``.
+        """
+        if not self.lock.acquire(timeout=timeout):
+            raise RuntimeError(
+                f"worker {self.worker.address} is training {self.name!r}; its local model is "
+                "busy, predict with model='global' instead"
+            )
+        try:
             if self.model is None:
                 raise RuntimeError(f"plugin {self.name!r} has no model yet: no fit has started")
             return copy.deepcopy(self.model)
+        finally:
+            self.lock.release()
 
     def predict(self, X: np.ndarray, method: str = "predict", source: str = "global") -> np.ndarray:
         """Label ``X`` with the global model (default) or this worker's local model.
@@ -214,15 +225,7 @@ class FederatedModelPlugin(WorkerPlugin):
             raise RuntimeError(f"plugin {self.name!r} has no model yet: no fit has started")
         if source == "local":
             # Called on the worker's event loop: never wait long for a training task.
-            if not self.lock.acquire(timeout=1.0):
-                raise RuntimeError(
-                    f"worker {self.worker.address} is training {self.name!r}; its local model is "
-                    "busy, predict with model='global' instead"
-                )
-            try:
-                model = copy.deepcopy(self.model)
-            finally:
-                self.lock.release()
+            model = self.local_model(timeout=1.0)
         else:
             if self._predictor_version != self.global_model.version:
                 g = self.global_model

@@ -62,7 +62,12 @@ class GlobalModel:
 
     def nbytes(self) -> int:
         """Bytes of parameter data (what a round moves per worker and direction)."""
-        return int(sum(np.asarray(value).nbytes for value in self.params.values()))
+        return params_nbytes(self.params)
+
+
+def params_nbytes(params: dict[str, np.ndarray]) -> int:
+    """Bytes of the arrays in a parameter dict."""
+    return int(sum(np.asarray(value).nbytes for value in params.values()))
 
 
 class ModelStore(SchedulerPlugin):

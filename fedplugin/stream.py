@@ -60,7 +60,6 @@ class StreamFeeder:
         self.exhausted = False
         self.error: Exception | None = None
         self.batches_read = 0
-        self.samples_read = 0
         self._next_index = 0
         self._pending: tuple[Any, Any] | None = None
 
@@ -102,7 +101,6 @@ class StreamFeeder:
                 break
             pairs.extend(split_rows(X, y, self.block_size))
             self.batches_read += 1
-            self.samples_read += len(y)
         if not pairs:
             return
         workers = itertools.cycle(sorted(queues))
