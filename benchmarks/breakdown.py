@@ -191,10 +191,9 @@ def generation_rate(X: Any, y: Any, n_blocks: int = 10) -> float:
 
 
 def measure(client: Client, coord: Any, X: Any, y: Any) -> dict[str, Any]:
-    """Profile one fit of the fresh Coordinator ``coord``, then time ``synchronize()``; unregister its plugin."""
+    """Profile one fit of the fresh Coordinator ``coord``, then time ``synchronize()``."""
     fit = profiled_fit(client, coord, X, y)
     sync = synchronize_cost(coord)
-    client.unregister_worker_plugin(coord.name)
     return {"fedplugin_fit": fit, "synchronize_s": sync}
 
 

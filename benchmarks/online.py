@@ -20,12 +20,14 @@ import json
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from distributed import Client, LocalCluster, wait
 from sklearn.linear_model import SGDClassifier
 
-from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+from fedplugin import EveryNBatches
+from fedplugin.session import federated_session
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -40,10 +42,12 @@ def make_data(n_samples: int, n_features: int, chunks: int, seed: int = 0):
     )
 
 
-def new_coordinator(client: Client, name: str, sync: int = 50) -> Coordinator:
-    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name=name)
-    client.register_plugin(plugin)
-    return Coordinator(client, plugin, sync=EveryNBatches(sync), progress=False)
+def new_session(client: Client, name: str, sync: int = 50) -> Any:
+    """A fresh plugin and its coordinator; the plugin and its stored model are dropped on exit."""
+    return federated_session(
+        client, SGDClassifier(random_state=0), classes=[0, 1], name=name, check_workers=False,
+        sync=EveryNBatches(sync), progress=False,
+    )
 
 
 def timed(function) -> float:
@@ -65,10 +69,10 @@ def stream_vs_bulk(client: Client, n_samples: int, repeats: int) -> dict:
 
     runs = {"fit_stream (numpy batches of 4,096)": [], "fit (numpy, scattered)": [], "fit (persisted dask array)": []}
     for repeat in range(repeats):
-        coord = new_coordinator(client, f"stream-{repeat}")
-        runs["fit_stream (numpy batches of 4,096)"].append(n_samples / timed(lambda: coord.fit_stream(batches())))
-        runs["fit (numpy, scattered)"].append(n_samples / timed(lambda: coord.fit(X_np, y_np)))
-        runs["fit (persisted dask array)"].append(n_samples / timed(lambda: coord.fit(X_dask, y_dask)))
+        with new_session(client, f"stream-{repeat}") as coord:
+            runs["fit_stream (numpy batches of 4,096)"].append(n_samples / timed(lambda: coord.fit_stream(batches())))
+            runs["fit (numpy, scattered)"].append(n_samples / timed(lambda: coord.fit(X_np, y_np)))
+            runs["fit (persisted dask array)"].append(n_samples / timed(lambda: coord.fit(X_dask, y_dask)))
     return {method: float(np.median(values)) for method, values in runs.items()}
 
 
@@ -76,18 +80,19 @@ def predict_latency(client: Client, requests: int) -> dict:
     """p50/p99 latency and requests/s of worker-side predictions."""
     X, y = make_data(50_000, 100, 4096)
     X_np, y_np = X.compute(), y.compute()
-    coord = new_coordinator(client, "predict")
-    coord.fit(X_np, y_np)
     results = {}
-    for rows in (1, 1000):
-        batch = X_np[:rows]
-        coord.predict(batch)  # warm-up: builds the worker's predictor
-        latencies = [timed(lambda: coord.predict(batch)) for _ in range(requests)]
-        results[f"{rows} row(s)"] = {
-            "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-            "p99_ms": 1000 * float(np.percentile(latencies, 99)),
-            "requests_per_s": len(latencies) / float(np.sum(latencies)),
-        }
+    with new_session(client, "predict") as coord:
+        coord.fit(X_np, y_np)
+        for source in ("global", "local"):
+            for rows in (1, 1000):
+                batch = X_np[:rows]
+                coord.predict(batch, model=source)  # warm-up: fetches the global model once per version
+                latencies = [timed(lambda: coord.predict(batch, model=source)) for _ in range(requests)]
+                results[f"{rows} row(s), {source} model"] = {
+                    "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+                    "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+                    "requests_per_s": len(latencies) / float(np.sum(latencies)),
+                }
     return results
 
 
@@ -99,8 +104,9 @@ def peak_rss_bytes(dask_worker=None) -> int:
 def out_of_core(client: Client, n_samples: int, chunks: int) -> dict:
     """Train on a lazy array that is never persisted; report throughput and peak memory."""
     X, y = make_data(n_samples, 100, chunks)
-    coord = new_coordinator(client, "out-of-core")
-    seconds = timed(lambda: coord.fit(X, y))
+    with new_session(client, "out-of-core") as coord:
+        seconds = timed(lambda: coord.fit(X, y))
+        history = coord.history
     peaks = client.run(peak_rss_bytes)
     return {
         "samples": n_samples,
@@ -108,8 +114,8 @@ def out_of_core(client: Client, n_samples: int, chunks: int) -> dict:
         "chunks": chunks,
         "samples_per_s": n_samples / seconds,
         "seconds": seconds,
-        "rounds": len(coord.history),
-        "trained_samples": sum(r.samples for r in coord.history),
+        "rounds": len(history),
+        "trained_samples": sum(r.samples for r in history),
         "peak_worker_memory_gib": {w: p / 2**30 for w, p in peaks.items()},
     }
 

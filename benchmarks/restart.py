@@ -19,7 +19,8 @@ from distributed import Client, LocalCluster
 from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier
 
-from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+from fedplugin import EveryNBatches
+from fedplugin.session import federated_session
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -43,16 +44,15 @@ class Paced(EveryNBatches):
         return None
 
 
-def run(client: Client, name: str, policy: EveryNBatches, data) -> Coordinator:
-    X, y, _, _ = data
+def run(client: Client, name: str, policy: EveryNBatches, data) -> dict:
+    X, y, X_test, y_test = data
     # A smoothly decaying learning rate: with the default "optimal" one this model jumps
     # ~100 % per block, and the final accuracy would depend on which blocks came last.
     estimator = SGDClassifier(learning_rate="invscaling", eta0=0.05, random_state=0)
-    plugin = FederatedModelPlugin(estimator, classes=[0, 1], name=name)
-    client.register_plugin(plugin)
-    coord = Coordinator(client, plugin, sync=policy, block_size=500, progress=False)
-    coord.fit(X, y)
-    return coord
+    options = dict(sync=policy, block_size=500, progress=False)
+    with federated_session(client, estimator, classes=[0, 1], name=name, check_workers=False, **options) as coord:
+        coord.fit(X, y)
+        return {"history": coord.history, "states": coord.worker_states(), "accuracy": coord.score(X_test, y_test)}
 
 
 def main() -> None:
@@ -63,15 +63,15 @@ def main() -> None:
         calm = run(client, "calm", Paced(10, 0.02), data)
         killed = run(client, "killed", Paced(10, 0.02, marker), data)
         died_at = os.stat(marker).st_mtime
-        restored = [s["restored_at"] for s in killed.worker_states().values() if s["restored_at"]]
+        restored = [s["restored_at"] for s in killed["states"].values() if s["restored_at"]]
         result = {
             "death_to_restored_global_model_s": restored[0] - died_at if restored else None,
-            "retrained_blocks": sum(r.retrained_blocks for r in killed.history),
-            "samples_trained": sum(r.samples for r in killed.history),
+            "retrained_blocks": sum(r.retrained_blocks for r in killed["history"]),
+            "samples_trained": sum(r.samples for r in killed["history"]),
             "rows": len(data[0]),
-            "rounds_with_both_workers_after_the_death": sum(1 for r in killed.history[1:] if r.n_workers == 2),
-            "accuracy_undisturbed": calm.score(data[2], data[3]),
-            "accuracy_killed": killed.score(data[2], data[3]),
+            "rounds_with_both_workers_after_the_death": sum(1 for r in killed["history"][1:] if r.n_workers == 2),
+            "accuracy_undisturbed": calm["accuracy"],
+            "accuracy_killed": killed["accuracy"],
         }
     for key, value in result.items():
         print(f"{key:<42} {value}")

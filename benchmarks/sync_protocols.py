@@ -64,7 +64,6 @@ from fedplugin import (
     Coordinator,
     DriftThreshold,
     EveryNBatches,
-    FederatedModelPlugin,
     Krum,
     LocalStats,
     Mean,
@@ -73,6 +72,7 @@ from fedplugin import (
     TrimmedMean,
     WeightedMean,
 )
+from fedplugin.session import federated_session
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -193,33 +193,20 @@ class Run:
         )
 
 
-def new_coordinator(client: Client, sync: SyncPolicy, **kwargs: Any) -> tuple[Coordinator, str]:
-    """Register a fresh plugin under a unique name and return its coordinator and the name.
-
-    A fresh name per run: the scheduler's model store keeps the global model
-    of a name, so a reused name would continue training it.
-    """
-    name = f"sync-{uuid.uuid4().hex[:8]}"
-    plugin = FederatedModelPlugin(make_estimator(), classes=CLASSES, name=name)
-    client.register_plugin(plugin)
-    return Coordinator(client, plugin, sync=sync, progress=False, **kwargs), name
-
-
-def release(client: Client, coord: Coordinator, name: str) -> None:
-    """Stop listening to the run's signals and drop its plugin from the workers."""
-    coord.close()
-    client.unregister_worker_plugin(name)
+def new_session(client: Client, sync: SyncPolicy, **kwargs: Any) -> Any:
+    """A fresh plugin under a unique name and its coordinator; everything is dropped on exit."""
+    return federated_session(
+        client, make_estimator(), classes=CLASSES, check_workers=False, sync=sync, progress=False, **kwargs
+    )
 
 
 def fit_once(client: Client, protocol: str, sync: SyncPolicy, train: tuple, test: tuple, **kwargs: Any) -> Run:
     """One ``fit`` pass over ``train`` with a fresh model; score it on ``test``."""
-    coord, name = new_coordinator(client, sync, **kwargs)
-    start = time.perf_counter()
-    coord.fit(*train)
-    seconds = time.perf_counter() - start
-    run = Run.from_coordinator(protocol, coord, coord.score(*test), seconds)
-    release(client, coord, name)
-    return run
+    with new_session(client, sync, **kwargs) as coord:
+        start = time.perf_counter()
+        coord.fit(*train)
+        seconds = time.perf_counter() - start
+        return Run.from_coordinator(protocol, coord, coord.score(*test), seconds)
 
 
 # ------------------------------------------------------ 1. stationary stream
@@ -324,20 +311,19 @@ def online_pass(
     client: Client, protocol: str, sync: SyncPolicy, X: np.ndarray, y: np.ndarray, **kwargs: Any
 ) -> StreamRun:
     """Feed the stream chunk by chunk; score the global model on each chunk before training on it."""
-    coord, name = new_coordinator(client, sync, block_size=STREAM_BLOCK_SIZE, **kwargs)
-    chunk_rows = CHUNK_BLOCKS * STREAM_BLOCK_SIZE
-    positions, accuracy = [], []
-    start = time.perf_counter()
-    for row in range(0, len(y), chunk_rows):
-        X_chunk, y_chunk = X[row : row + chunk_rows], y[row : row + chunk_rows]
-        if coord.version >= 0:
-            positions.append(row)
-            accuracy.append(coord.score(X_chunk, y_chunk))
-        coord.partial_fit(X_chunk, y_chunk)
-    seconds = time.perf_counter() - start
-    rounds = [{"position": r.total_samples, "trigger": r.trigger, "n_workers": r.n_workers} for r in coord.history]
-    total_bytes = sum(r.bytes_up + r.bytes_down for r in coord.history)
-    release(client, coord, name)
+    with new_session(client, sync, block_size=STREAM_BLOCK_SIZE, **kwargs) as coord:
+        chunk_rows = CHUNK_BLOCKS * STREAM_BLOCK_SIZE
+        positions, accuracy = [], []
+        start = time.perf_counter()
+        for row in range(0, len(y), chunk_rows):
+            X_chunk, y_chunk = X[row : row + chunk_rows], y[row : row + chunk_rows]
+            if coord.version >= 0:
+                positions.append(row)
+                accuracy.append(coord.score(X_chunk, y_chunk))
+            coord.partial_fit(X_chunk, y_chunk)
+        seconds = time.perf_counter() - start
+        rounds = [{"position": r.total_samples, "trigger": r.trigger, "n_workers": r.n_workers} for r in coord.history]
+        total_bytes = sum(r.bytes_up + r.bytes_down for r in coord.history)
     return StreamRun(protocol, positions, accuracy, rounds, total_bytes, seconds)
 
 
@@ -478,20 +464,19 @@ class PoisonLastBlock(EveryNBatches):
 def poisoned_run(client: Client, label: str, aggregator: Any, train: tuple, test: tuple, victim: str | None) -> Run:
     """One pass with ``aggregator``; ``victim`` (if any) corrupts its update every round."""
     name = f"poison-{uuid.uuid4().hex[:8]}"
-    plugin = FederatedModelPlugin(make_estimator(), classes=CLASSES, name=name)
-    client.register_plugin(plugin)
     sync = (
         EveryNBatches(POISON_EVERY)
         if victim is None
         else PoisonLastBlock(POISON_EVERY, POISON_WORKERS, name, victim, POISON_SCALE)
     )
-    coord = Coordinator(client, plugin, sync=sync, aggregator=aggregator, progress=False)
-    start = time.perf_counter()
-    coord.fit(*train)
-    seconds = time.perf_counter() - start
-    run = Run.from_coordinator(label, coord, coord.score(*test), seconds)
-    release(client, coord, name)
-    return run
+    with federated_session(
+        client, make_estimator(), classes=CLASSES, name=name, check_workers=False, sync=sync,
+        aggregator=aggregator, progress=False,
+    ) as coord:
+        start = time.perf_counter()
+        coord.fit(*train)
+        seconds = time.perf_counter() - start
+        return Run.from_coordinator(label, coord, coord.score(*test), seconds)
 
 
 def poisoned(n_samples: int) -> dict[str, Any]:

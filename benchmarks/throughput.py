@@ -47,9 +47,11 @@ BLOCK_SIZE = 4096
 N_FEATURES = 100
 SYNC_EVERY = 50
 CLASSES = [0, 1]
-#: The project's goals for fedplugin.
-GOAL_VS_SINGLE = 1.5
-GOAL_VS_INCREMENTAL = 4.0
+#: The project's goals for fedplugin (issue 9): share of the two-bare-process
+#: ceiling measured in the same run, speed-up over Incremental, and accuracy no
+#: more than 0.5 points below single-process (being more accurate is fine).
+GOAL_OF_CEILING = 0.9
+GOAL_VS_INCREMENTAL = 5.0
 GOAL_ACCURACY_POINTS = 0.5
 
 
@@ -177,17 +179,19 @@ def run_incremental(data: Data) -> tuple[float, float]:
     return seconds, held_out_accuracy(inc.estimator_, data)
 
 
-def fedplugin_coordinator(client: Client, name: str, sync_every: int = SYNC_EVERY) -> Any:
-    """Register a fresh plugin under ``name`` and return its Coordinator.
+def fedplugin_session(client: Client, name: str, sync_every: int = SYNC_EVERY) -> Any:
+    """A fresh plugin under ``name`` and its Coordinator, cleaned up on exit.
 
     Every repeat needs its own name: the scheduler's model store keeps the
     global model of a name, so a reused name would continue training it.
     """
-    from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin, WeightedMean
+    from fedplugin import EveryNBatches, WeightedMean
+    from fedplugin.session import federated_session
 
-    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=CLASSES, name=name)
-    client.register_plugin(plugin)
-    return Coordinator(client, plugin, sync=EveryNBatches(sync_every), aggregator=WeightedMean(), progress=False)
+    return federated_session(
+        client, SGDClassifier(random_state=0), classes=CLASSES, name=name, check_workers=False,
+        sync=EveryNBatches(sync_every), aggregator=WeightedMean(), progress=False,
+    )
 
 
 def run_fedplugin(client: Client, data: Data, name: str) -> tuple[float, float, float, float]:
@@ -197,12 +201,11 @@ def run_fedplugin(client: Client, data: Data, name: str) -> tuple[float, float, 
     -------
     first_seconds, first_accuracy, second_seconds, second_accuracy : float
     """
-    coord = fedplugin_coordinator(client, name)
-    _, first = timed(lambda: coord.fit(data.X_train, data.y_train))
-    first_accuracy = held_out_accuracy(coord.global_model(), data)
-    _, second = timed(lambda: coord.fit(data.X_train, data.y_train))
-    second_accuracy = held_out_accuracy(coord.global_model(), data)
-    client.unregister_worker_plugin(name)
+    with fedplugin_session(client, name) as coord:
+        _, first = timed(lambda: coord.fit(data.X_train, data.y_train))
+        first_accuracy = held_out_accuracy(coord.global_model(), data)
+        _, second = timed(lambda: coord.fit(data.X_train, data.y_train))
+        second_accuracy = held_out_accuracy(coord.global_model(), data)
     return first, first_accuracy, second, second_accuracy
 
 
@@ -236,10 +239,9 @@ def run_legacy(data: Data, n_samples: int) -> tuple[Result, dict[str, Any]]:
 
 def run_fedplugin_one_round(client: Client, data: Data, name: str) -> tuple[float, float]:
     """Fit a fresh model that synchronizes once, at the end (``EveryNBatches(all blocks)``)."""
-    coord = fedplugin_coordinator(client, name, sync_every=data.X_train.numblocks[0])
-    _, seconds = timed(lambda: coord.fit(data.X_train, data.y_train))
-    accuracy = held_out_accuracy(coord.global_model(), data)
-    client.unregister_worker_plugin(name)
+    with fedplugin_session(client, name, sync_every=data.X_train.numblocks[0]) as coord:
+        _, seconds = timed(lambda: coord.fit(data.X_train, data.y_train))
+        accuracy = held_out_accuracy(coord.global_model(), data)
     return seconds, accuracy
 
 
@@ -305,12 +307,13 @@ def run_cluster_methods(client: Client, data: Data, repeats: int) -> tuple[dict[
 # ------------------------------------------------------------------------ report
 def goals(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
     """Each project goal: the measured value, the target and whether it is met."""
-    fed, single, inc = results["fedplugin"], results["single"], results["incremental"]
-    vs_single = fed.samples_per_s / single.samples_per_s
+    fed, single, inc, ceiling = results["fedplugin"], results["single"], results["incremental"], results["raw_all"]
+    of_ceiling = fed.samples_per_s / ceiling.samples_per_s
     vs_inc = fed.samples_per_s / inc.samples_per_s
     gap = 100 * (fed.median_accuracy - single.median_accuracy)
     return {
-        "speedup_vs_single": {"value": vs_single, "target": f">= {GOAL_VS_SINGLE}", "met": vs_single >= GOAL_VS_SINGLE},
+        "share_of_ceiling": {"value": of_ceiling, "target": f">= {GOAL_OF_CEILING}", "met": of_ceiling >= GOAL_OF_CEILING},
+        "speedup_vs_single": {"value": fed.samples_per_s / single.samples_per_s, "target": "(reported)", "met": True},
         "speedup_vs_incremental": {
             "value": vs_inc,
             "target": f">= {GOAL_VS_INCREMENTAL}",
@@ -318,8 +321,8 @@ def goals(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
         },
         "accuracy_points_vs_single": {
             "value": gap,
-            "target": f"|difference| <= {GOAL_ACCURACY_POINTS}",
-            "met": abs(gap) <= GOAL_ACCURACY_POINTS,
+            "target": f">= -{GOAL_ACCURACY_POINTS} (more accurate is fine)",
+            "met": gap >= -GOAL_ACCURACY_POINTS,
         },
     }
 
@@ -344,6 +347,7 @@ def format_table(results: dict[str, Result]) -> str:
 def format_goals(checks: dict[str, dict[str, Any]]) -> str:
     """One line per goal: measured value, target, MET or NOT MET."""
     labels = {
+        "share_of_ceiling": "fedplugin / two bare processes (the ceiling) samples/s",
         "speedup_vs_single": "fedplugin / single-process samples/s",
         "speedup_vs_incremental": "fedplugin / Incremental samples/s",
         "accuracy_points_vs_single": "fedplugin - single-process accuracy (points)",
@@ -438,7 +442,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Result], dict[str, Any]]:
         )
         results, placements = run_cluster_methods(client, data, args.repeats)
         print("breakdown of fedplugin's time ...", flush=True)
-        profile = breakdown.measure(client, fedplugin_coordinator(client, "bench-profile"), data.X_train, data.y_train)
+        with fedplugin_session(client, "bench-profile") as coord:
+            profile = breakdown.measure(client, coord, data.X_train, data.y_train)
     print("old Worker-subclass approach, own cluster ...", flush=True)
     results["legacy"], legacy_details = run_legacy(data, args.legacy_samples)
     return results, {

@@ -102,6 +102,15 @@ class ModelAdapter:
         """
         return rule(updates, weights)
 
+    def merge(self, new_global: Params, local: Params, snapshot: Params) -> Params:
+        """The local parameters once ``new_global`` arrives: the global plus local progress.
+
+        ``snapshot`` is what the worker handed over for the round that produced
+        ``new_global``; what it learned since (``local - snapshot``) is kept.
+        Families whose parameters are not additive override this.
+        """
+        return {name: value + (local[name] - snapshot[name]) for name, value in new_global.items()}
+
     def get_state(self, model: BaseEstimator) -> dict[str, float]:
         """Scalar training state that is not aggregated but should survive a restart.
 
@@ -390,6 +399,13 @@ class GaussianNBAdapter(_StatisticsAdapter):
         variances = np.divide(m2, counts[:, None], out=np.zeros_like(m2), where=counts[:, None] > 0)
         return {"class_count_": counts, "theta_": means, "var_": np.maximum(variances, 0.0)}
 
+    def merge(self, new_global: Params, local: Params, snapshot: Params) -> Params:
+        """The global statistics pooled with the data the worker saw since ``snapshot``."""
+        fresh = _without(_moments(local), _moments(snapshot))
+        counts, means, m2 = _pooled(*(np.stack(column) for column in zip(_moments(new_global), fresh)))
+        variances = np.divide(m2, counts[:, None], out=np.zeros_like(m2), where=counts[:, None] > 0)
+        return {"class_count_": counts, "theta_": means, "var_": np.maximum(variances, 0.0)}
+
 
 def _moments(params: Params) -> Moments:
     """``(count, mean, sum of squared deviations)`` per class, from GaussianNB parameters."""
@@ -498,6 +514,18 @@ class MiniBatchKMeansAdapter(ModelAdapter):
         new_centers = np.array(centers, dtype=np.float64)
         np.divide(new_sums, new_counts[:, None], out=new_centers, where=new_counts[:, None] > 0)
         return {"cluster_centers_": new_centers, "_counts": new_counts}
+
+    def merge(self, new_global: Params, local: Params, snapshot: Params) -> Params:
+        """The global centers moved by the points the worker assigned since ``snapshot``."""
+        counts = new_global["_counts"] + (local["_counts"] - snapshot["_counts"])
+        sums = (
+            new_global["_counts"][:, None] * new_global["cluster_centers_"]
+            + local["_counts"][:, None] * local["cluster_centers_"]
+            - snapshot["_counts"][:, None] * snapshot["cluster_centers_"]
+        )
+        centers = np.array(new_global["cluster_centers_"], dtype=np.float64)
+        np.divide(sums, counts[:, None], out=centers, where=counts[:, None] > 0)
+        return {"cluster_centers_": centers, "_counts": counts}
 
 
 ADAPTERS: list[type[ModelAdapter]] = [

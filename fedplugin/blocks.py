@@ -65,6 +65,8 @@ class BlockRef:
     source : (X, y) or None
         The client's own copy of a scattered numpy block, scattered again if
         the worker holding it dies (scattered data cannot be recomputed).
+    wire_bytes : int or None
+        What a reference to the block costs in a task message (measured once).
     """
 
     index: int
@@ -73,6 +75,7 @@ class BlockRef:
     n_rows: int | None
     home: str | None = None
     source: tuple[np.ndarray, np.ndarray] | None = None
+    wire_bytes: int | None = None
 
 
 @dataclass

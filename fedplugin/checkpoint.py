@@ -108,6 +108,28 @@ class Checkpoint:
         """Samples trained over all saved rounds (0 without history)."""
         return self.history[-1].total_samples if self.history else 0
 
+    def check_fits(self, estimator: Any, classes: Any, adapter: Any, path: Any, name: str) -> None:
+        """Raise ``ValueError`` unless this checkpoint can seed plugin ``name``'s model."""
+        model = self.global_model
+        if type(self.estimator) is not type(estimator):
+            raise ValueError(
+                f"the checkpoint at {path} holds a {type(self.estimator).__name__} model; plugin "
+                f"{name!r} trains {type(estimator).__name__}: expected the same estimator class"
+            )
+        if classes is not None and (
+            model.classes is None or not np.array_equal(np.asarray(classes), np.asarray(model.classes))
+        ):
+            saved = None if model.classes is None else model.classes.tolist()
+            raise ValueError(
+                f"the checkpoint at {path} has classes={saved}; plugin {name!r} has "
+                f"classes={np.asarray(classes).tolist()}: expected the same classes"
+            )
+        expected = adapter.get_params(adapter.initialize(estimator, model.n_features, model.classes))
+        shapes = {k: np.shape(v) for k, v in model.params.items()}
+        wanted = {k: np.shape(v) for k, v in expected.items()}
+        if shapes != wanted:
+            raise ValueError(f"the checkpoint at {path} has parameters {shapes}; plugin {name!r} expects {wanted}")
+
 
 def save_checkpoint(
     path: str | os.PathLike,

@@ -1,63 +1,50 @@
-"""The client-side coordinator: places work, runs rounds, aggregates, keeps history.
+"""The client-side front end: settings, history and the public methods.
 
-A round goes like this:
-
-1. the policy says how many blocks the cluster trains (``EveryNBatches``) or
-   leaves it open (time, drift, custom checks run on the workers);
-2. every worker gets a training task covering a run of the blocks that live on
-   it (coarse tasks: many blocks each, never one task per block);
-3. the coordinator waits for every task it submitted; a worker whose check
-   fires ends its own task, hands back its untrained blocks and signals the
-   others through an event topic;
-4. the workers' parameters (returned by their last task) are combined by the
-   aggregator, weighted by samples trained since the last round;
-5. the result is sent to every worker and kept, versioned, in the scheduler's
-   :class:`~fedplugin.ModelStore`.
+The :class:`Coordinator` delegates: the round engine (:mod:`fedplugin.engine`)
+runs the rounds, the workers combine them (:mod:`fedplugin.exchange`), block
+sources (:mod:`fedplugin.sources`) feed ``fit`` and ``fit_stream`` alike, and
+:mod:`fedplugin.store` owns every call to the scheduler's model store. The
+client keeps the global model's version and shape, not its parameters: they
+are fetched (and cached per version) when :meth:`Coordinator.global_model`,
+a prediction or a checkpoint asks for them.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import os
 import sys
 import time
-import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from concurrent.futures import CancelledError
-
-from distributed import Client, as_completed
-from distributed.comm.core import CommClosedError
-from distributed.scheduler import KilledWorker
+from distributed import Client
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_scalar
 
-from . import tasks
+from . import store, tasks
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
-from .blocks import TrainingData, prepare, rescatter_lost
+from .blocks import TrainingData, prepare
 from .checkpoint import load_checkpoint, save_checkpoint
+from .engine import OpenRound, RoundEngine
+from .exchange import RoundSummary, close_round
 from .history import Round
-from .plugin import FederatedModelPlugin, TrainResult
+from .plugin import FederatedModelPlugin
 from .predicting import apply_dask, is_dask, score_dask
-from .queues import initial_queues, rebalance, requeue, shares_of, take
-from .store import GlobalModel, ModelStore, params_nbytes
+from .sources import BlockSource, StreamSource
+from .store import GlobalModel
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
 
 logger = logging.getLogger("fedplugin")
-
-#: How often a block may be lost with its worker before ``fit`` gives up.
-MAX_ATTEMPTS = 3
-#: What a training task raises when its worker, or the data it held, died.
-WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
 
 
 class Coordinator:
@@ -75,17 +62,23 @@ class Coordinator:
         How to combine the workers' parameters: an
         :class:`~fedplugin.Aggregator`, any callable
         ``rule(updates, weights) -> dict``, or ``{parameter name: rule}``.
+        It runs on the worker that closes each round, so it must pickle.
     block_size : int, default 4096
-        Rows per block when numpy input is split and scattered.
+        Rows per block when numpy input (or a stream) is split into blocks.
     max_task_blocks : int, default 64
-        Most blocks one training task covers when the policy sets no count.
+        Most blocks one training task covers.
+    overlap : bool, default True
+        Workers keep training while a round is combined, and merge the new
+        global model into their local one when it arrives
+        (``global + (local - handed-over update)``). ``False``: strict
+        synchronous rounds, bitwise reproducible run to run.
     preempt : bool, default False
         When a worker ends a round (time, drift, ...): ``False`` lets the other
         workers' running tasks finish; ``True`` stops them after their current
         block and their untrained blocks are trained after the round.
     progress : bool or None, default None
-        Show a tqdm progress bar (samples, samples/s, round, version) during
-        ``fit`` and ``fit_stream``; ``None`` shows it in a terminal or notebook.
+        Show a tqdm progress bar during ``fit`` and ``fit_stream``; ``None``
+        shows it in a terminal or notebook.
     worker_timeout : float, default 60
         Seconds ``fit`` waits for a worker when none is running (e.g. while
         nannies restart them) before giving up.
@@ -93,13 +86,11 @@ class Coordinator:
         Test-then-train (progressive validation): each worker scores every
         block with its model *before* training on it, and each round's
         ``metrics["online_score"]`` holds the row-weighted mean. Any scikit-learn
-        scorer name (``"accuracy"``, ``"neg_log_loss"``, ...) or a callable
-        ``scorer(estimator, X, y) -> float``.
+        scorer name or a callable ``scorer(estimator, X, y) -> float``.
     checkpoint : str or path-like, optional
-        Directory to keep a checkpoint in (see :func:`~fedplugin.save_checkpoint`):
-        it is written, atomically, after every round and after a failed
-        ``fit`` is rolled back, so :meth:`resume` can carry on from the last
-        completed round even if the client and the scheduler are lost.
+        Directory to keep a checkpoint in (see :func:`~fedplugin.save_checkpoint`),
+        written atomically after every round and after a failed ``fit`` is
+        rolled back, so :meth:`resume` can carry on from the last round.
 
     Attributes
     ----------
@@ -128,6 +119,7 @@ class Coordinator:
         aggregator: Any = None,
         block_size: int = 4096,
         max_task_blocks: int = 64,
+        overlap: bool = True,
         preempt: bool = False,
         progress: bool | None = None,
         worker_timeout: float = 60.0,
@@ -136,15 +128,14 @@ class Coordinator:
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size={block_size!r} must be an int >= 1")
-        if isinstance(max_task_blocks, bool) or not isinstance(max_task_blocks, int) or max_task_blocks < 1:
-            raise ValueError(f"max_task_blocks={max_task_blocks!r} must be an int >= 1")
+        _check_int(block_size, "block_size")
+        _check_int(max_task_blocks, "max_task_blocks")
         self.client = client
         self.policy = as_policy(sync)
         self.aggregator = as_aggregator(WeightedMean() if aggregator is None else aggregator)
         self.block_size = block_size
         self.max_task_blocks = max_task_blocks
+        self.overlap = bool(overlap)
         self.preempt = bool(preempt)
         self.progress = progress
         self.worker_timeout = worker_timeout
@@ -163,13 +154,12 @@ class Coordinator:
         self._total_samples = 0
         #: The latest round-ending signals workers sent (most recent last).
         self.signals: deque[dict[str, Any]] = deque(maxlen=1000)
-        self._current_token: str | None = None
-        self._stale_workers: set[str] = set()
-        client.register_plugin(ModelStore())
+        self._engine: RoundEngine | None = None
+        self._cache: tuple[int, BaseEstimator] | None = None
+        store.ensure_store(client)
         # Workers that end a round themselves (time, drift, ...) say so on this topic.
         client.subscribe_topic(f"fedplugin-{self.name}", self._on_signal)
-        stored = client.run_on_scheduler(tasks.store_get, self.name)
-        self._global: GlobalModel | None = None if stored is None else GlobalModel.from_bytes(stored)
+        self._global: GlobalModel | None = store.fetch_info(client, self.name)
 
     # ------------------------------------------------------------------ public
     @property
@@ -215,27 +205,17 @@ class Coordinator:
             empty input, NaN or infinite values, unknown labels. The global
             model and history are then as they were before the call.
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs={epochs!r} must be an int >= 1")
+        _check_int(epochs, "epochs")
         data = prepare(
-            self.client,
-            X,
-            y,
-            block_size=self.block_size,
-            n_features=None if self._global is None else self._global.n_features,
-            classes=self._classes_for_validation(),
-            is_classifier=is_classifier(self.estimator),
+            self.client, X, y, block_size=self.block_size, n_features=self.n_features,
+            classes=self._classes_for_validation(), is_classifier=is_classifier(self.estimator),
         )
         self._check_aggregator(data)
-        snapshot = (self._global, len(self.history), self._total_samples)
-        try:
+        with self._rollback_on_error():
             if self._global is None:
                 self._initialize(data.n_features, data.classes)
             self._ensure_workers_current()
-            self._train(data, epochs)
-        except BaseException:
-            self._restore(*snapshot)
-            raise
+            self._run(BlockSource.from_data(data, epochs, self._workers()), data.n_samples and data.n_samples * epochs)
         return self
 
     def fit_stream(
@@ -243,10 +223,11 @@ class Coordinator:
     ) -> Coordinator:
         """Train on a stream of ``(X, y)`` numpy batches, as they arrive.
 
-        Batches are read only as fast as the cluster trains them (at most
-        ``max_blocks_in_flight`` blocks wait at any time), spread over the
-        workers, trained and synchronized by the policy; a final round closes
-        the stream.
+        Batches are coalesced into blocks of ``block_size`` rows and read only
+        as fast as the cluster trains them: the client holds at most
+        ``max_blocks_in_flight`` blocks that are not yet combined into the
+        global model, so memory stays flat however long the stream. Rounds
+        overlap as in :meth:`fit`; a final round closes the stream.
 
         Parameters
         ----------
@@ -255,7 +236,7 @@ class Coordinator:
             their classes up front (``FederatedModelPlugin(..., classes=...)``
             or an earlier fit), since a stream cannot be looked at in advance.
         max_blocks_in_flight : int, optional
-            Backpressure bound; default ``max(2 x blocks per round, 8 x workers)``.
+            Backpressure bound; default ``max(3 x blocks per round, 8 x workers)``.
 
         Raises
         ------
@@ -265,9 +246,8 @@ class Coordinator:
         n_workers = len(self._workers())
         budget = self.policy.blocks_per_round(n_workers)
         if max_blocks_in_flight is None:
-            max_blocks_in_flight = max(2 * (budget or 0), 8 * n_workers)
-        if isinstance(max_blocks_in_flight, bool) or not isinstance(max_blocks_in_flight, int) or max_blocks_in_flight < 1:
-            raise ValueError(f"max_blocks_in_flight={max_blocks_in_flight!r} must be an int >= 1")
+            max_blocks_in_flight = max(3 * (budget or 0), 8 * n_workers)
+        _check_int(max_blocks_in_flight, "max_blocks_in_flight")
         classes = self._classes_for_validation()
         if is_classifier(self.estimator) and classes is None:
             raise ValueError(
@@ -285,19 +265,7 @@ class Coordinator:
             self._initialize(np.asarray(first[0]).shape[1], classes)
             feed.n_features = self._global.n_features
         self._ensure_workers_current()
-        blocks: dict[int, Any] = {}
-        queues: dict[str, deque] = {w: deque() for w in self._workers()}
-        attempts: dict[int, int] = {}
-        bar = self._progress_bar(None, 1)
-        try:
-            while not feed.exhausted or any(queues.values()):
-                self._round(queues, blocks, attempts, bar, feed)
-                waiting = {index for queue in queues.values() for _, index in queue}
-                for index in [i for i in blocks if i not in waiting]:
-                    del blocks[index]  # trained: let the cluster forget the block
-        finally:
-            if bar is not None:
-                bar.close()
+        self._run(StreamSource(feed, self._workers()), None)
         if feed.error is not None:
             raise feed.error
         return self
@@ -320,7 +288,7 @@ class Coordinator:
         path = self.checkpoint if path is None else Path(path)
         if path is None:
             raise ValueError("path=None and no checkpoint= was given; expected a directory to write")
-        return save_checkpoint(path, self._global, self.history, self.estimator, name=self.name)
+        return save_checkpoint(path, store.fetch(self.client, self.name), self.history, self.estimator, name=self.name)
 
     @classmethod
     def resume(
@@ -344,28 +312,9 @@ class Coordinator:
         kwargs.setdefault("checkpoint", path)
         coord = cls(client, plugin, **kwargs)
         try:
-            model = saved.global_model
-            if type(saved.estimator) is not type(coord.estimator):
-                raise ValueError(
-                    f"the checkpoint at {path} holds a {type(saved.estimator).__name__} model; plugin "
-                    f"{coord.name!r} trains {type(coord.estimator).__name__}: expected the same estimator class"
-                )
-            if coord.classes is not None and (
-                model.classes is None or not np.array_equal(np.asarray(coord.classes), np.asarray(model.classes))
-            ):
-                raise ValueError(
-                    f"the checkpoint at {path} has classes={None if model.classes is None else model.classes.tolist()}; "
-                    f"plugin {coord.name!r} has classes={np.asarray(coord.classes).tolist()}: expected the same classes"
-                )
-            expected = coord.adapter.get_params(coord.adapter.initialize(coord.estimator, model.n_features, model.classes))
-            shapes = {k: np.shape(v) for k, v in model.params.items()}
-            if shapes != {k: np.shape(v) for k, v in expected.items()}:
-                raise ValueError(
-                    f"the checkpoint at {path} has parameters {shapes}; plugin {coord.name!r} expects "
-                    f"{ {k: np.shape(v) for k, v in expected.items()} }"
-                )
+            saved.check_fits(coord.estimator, coord.classes, coord.adapter, path, coord.name)
             # force: the store may hold a newer version of another run under this name
-            coord._publish(model, force=True)
+            coord._publish(saved.global_model, force=True)
             coord.history = list(saved.history)
             coord._total_samples = saved.total_samples
         except BaseException:
@@ -391,14 +340,15 @@ class Coordinator:
         """Run a round now over every worker's local model; return the new version."""
         self._check_fitted()
         start = time.perf_counter()
-        states = self.client.run(tasks.state, self.name, on_error="return")
-        results = [
-            TrainResult(w, 0, s["version"], s["params"], s["samples_since_sync"], [], 0.0, {}, None, 0.0)
-            for w, s in states.items()
-            if isinstance(s, dict) and s["params"] is not None
-        ]
-        samples = sum(r.samples_since_sync for r in results)
-        self._finish_round(results, "manual", start, 0, len(states), samples, 0)
+        workers = self._workers()
+        answers = self.client.run(
+            close_round, self.name, self.version, workers, workers, self.aggregator, True,
+            workers=workers[:1],
+        )
+        summary = answers[workers[0]]
+        rnd = OpenRound(base=self.version, token="manual", start=start, shares={}, counted=False)
+        rnd.samples_by = {w: 0 for w in summary.workers}
+        self._record_round(rnd, summary, "manual")
         return self.version
 
     def set_global_model(self, model: BaseEstimator) -> int:
@@ -410,19 +360,14 @@ class Coordinator:
         params = self.adapter.get_params(model)
         n_features = int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
         classes = getattr(model, "classes_", None)
-        version = self.version + 1
-        rounds = self.rounds
-        self._publish(GlobalModel(version, params, n_features, None if classes is None else np.asarray(classes), rounds))
+        classes = None if classes is None else np.asarray(classes)
+        self._publish(GlobalModel(self.version + 1, params, n_features, classes, self.rounds))
         self._autosave()
-        return version
+        return self.version
 
     def global_model(self) -> BaseEstimator:
         """A copy of the global model: a plain fitted scikit-learn estimator."""
-        self._check_fitted()
-        g = self._global
-        model = self.adapter.initialize(self.estimator, g.n_features, g.classes)
-        self.adapter.set_params(model, copy.deepcopy(g.params))
-        return model
+        return _copy(self._cached_global())
 
     def local_models(self) -> dict[str, BaseEstimator]:
         """Copies of every worker's local model, by worker address."""
@@ -433,16 +378,15 @@ class Coordinator:
         return self.client.run(tasks.state, self.name)
 
     def predict(self, X: Any, *, model: str = "global") -> Any:
-        """Label ``X``: numpy in, numpy out (on a worker); dask in, dask out.
+        """Label ``X``: numpy in, numpy out; dask in, dask out.
 
         Parameters
         ----------
         X : array-like or dask array / dataframe
-            A small numpy batch is labelled on a worker, with the current global
-            model (``model="global"``) or that worker's own local model
-            (``model="local"``); a dask collection is labelled block by block
-            where it lives, with the global model.
+            Labelled on the client with the global model (fetched once per
+            version), or block by block where a dask collection lives.
         model : {"global", "local"}
+            ``"local"`` labels a numpy batch on one worker with its own local model.
         """
         return self._apply("predict", X, model)
 
@@ -457,7 +401,7 @@ class Coordinator:
     def score(self, X: Any, y: Any) -> float:
         """The global model's ``score``: accuracy (classifiers), R² (regressors), or the
         estimator's own score (e.g. negative inertia for k-means)."""
-        model = self.global_model()
+        model = self._cached_global()
         if is_dask(X):
             return score_dask(model, X, y)
         return float(model.score(np.asarray(X), np.asarray(y)))
@@ -465,13 +409,12 @@ class Coordinator:
     async def _on_signal(self, event: tuple[float, dict[str, Any]]) -> None:
         """A worker ended the round: with ``preempt``, stop the others' tasks now.
 
-        Runs on the client's event loop, so it must not block: it sends the stop
-        requests and returns; the training loop sees the round end when the
-        signalling worker's task returns.
+        Runs on the client's event loop, so it must not block.
         """
         _, message = event
         self.signals.append(message)
-        if self.preempt and message.get("token") == self._current_token:
+        engine = self._engine
+        if self.preempt and engine is not None and message.get("token") in engine.tokens:
             await self.client.run(
                 tasks.request_stop, self.name, message["token"], on_error="ignore", asynchronous=True
             )
@@ -499,9 +442,7 @@ class Coordinator:
         return name, config["estimator"], config["classes"]
 
     def _classes_for_validation(self) -> np.ndarray | None:
-        if self._global is not None:
-            return self._global.classes
-        return self.classes
+        return self.classes if self._global is None else self._global.classes
 
     def _check_aggregator(self, data: TrainingData) -> None:
         check = getattr(self.aggregator, "check_names", None)
@@ -514,32 +455,38 @@ class Coordinator:
         self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0))
 
     def _ensure_workers_current(self) -> None:
-        """Send the global model to workers that do not hold the current version."""
-        versions = self.client.run(_worker_version, self.name, on_error="return")
+        """Workers that do not hold the current version fetch it from the store."""
+        versions = self.client.run(tasks.version, self.name, on_error="return")
         behind = [w for w, v in versions.items() if v != self.version]
         if behind:
-            self.client.run(tasks.set_global, self.name, self._global.to_bytes(), workers=behind)
+            self.client.run(tasks.reload, self.name, workers=behind, on_error="return")
 
     def _publish(self, model: GlobalModel, *, force: bool = False) -> None:
-        """Make ``model`` the global model: store it on the scheduler, send it to workers."""
-        payload = model.to_bytes()
-        self.client.run_on_scheduler(tasks.store_put, self.name, model.version, payload, force)
-        answers = self.client.run(tasks.set_global, self.name, payload, on_error="return")
-        # A worker that missed it (busy restarting, ...) gets it before it trains again.
-        self._stale_workers = {w for w, answer in answers.items() if isinstance(answer, BaseException)}
-        self._global = model
+        """Make ``model`` the global model: store it on the scheduler; every worker loads it."""
+        store.put(self.client, model, self.name, force=force)
+        self._global = model.info()
+        self._cache = (model.version, self._build(model))
+        self.client.run(tasks.reload, self.name, on_error="return")
 
-    def _restore(self, model: GlobalModel | None, history_len: int, total_samples: int) -> None:
-        """Roll back to the state before a failed ``fit``."""
-        del self.history[history_len:]
-        self._total_samples = total_samples
-        if model is not None:
-            self._publish(model, force=True)
-            self._autosave()
-        elif self._global is not None:
-            self.client.run_on_scheduler(tasks.store_drop, self.name)
-            self.client.run(_forget_model, self.name, on_error="return")
-            self._global = None
+    def _rollback_on_error(self) -> Any:
+        """On any error in a fit: the stored model, every worker, the history as before."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def guard() -> Any:
+            store.pin(self.client, self.name)
+            snapshot = (self._global, len(self.history), self._total_samples)
+            try:
+                yield
+            except BaseException:
+                self._global, history_len, self._total_samples = snapshot
+                del self.history[history_len:]
+                store.restore(self.client, self.name)
+                self.client.run(tasks.reload, self.name, on_error="return")
+                self._autosave()
+                raise
+
+        return guard()
 
     def _autosave(self) -> None:
         """Keep the ``checkpoint`` directory in step with the global model."""
@@ -551,175 +498,43 @@ class Coordinator:
             raise NotFittedError(f"plugin {self.name!r} has no global model yet; call fit first")
 
     # ------------------------------------------------------------- training
-    def _train(self, data: TrainingData, epochs: int) -> None:
-        blocks = {b.index: b for b in data.blocks}
-        workers = self._workers()
-        queues = initial_queues(data, epochs, workers)
-        attempts: dict[int, int] = {}
-        bar = self._progress_bar(data, epochs)
+    def _run(self, source: BlockSource, total: int | None) -> None:
+        bar = self._progress_bar(total)
+        self._engine = RoundEngine(self, source, bar)
         try:
-            while any(queues.values()):
-                self._round(queues, blocks, attempts, bar)
+            self._engine.run()
         finally:
+            self._engine = None
             if bar is not None:
                 bar.close()
 
-    def _round(
-        self, queues: dict[str, deque], blocks: dict, attempts: dict, bar: Any, feed: StreamFeeder | None = None
-    ) -> None:
-        start = time.perf_counter()
-        token = self._current_token = uuid.uuid4().hex
-        workers = self._workers()
-        rebalance(queues, workers)
-        if self._stale_workers:
-            self._ensure_workers_current()
-            self._stale_workers = set()
-        budget = self.policy.blocks_per_round(len(workers))
-        if feed is not None:
-            feed(queues, blocks, budget or len(workers) * self.max_task_blocks)
-        more_coming = feed is not None and not feed.exhausted
-        queued = sum(map(len, queues.values()))
-        shares = shares_of(budget, workers, budget if more_coming and budget else queued)
-        latest: dict[str, TrainResult] = {}
-        inflight: dict[Any, tuple[str, list]] = {}
-        futures = as_completed()
-        trigger = None
-        retrained = samples = trained_blocks = handed_back = 0
-        score_sum = 0.0
-
-        def launch(worker: str) -> None:
-            limit = min(shares.get(worker, 0), self.max_task_blocks)
-            items = take(queues, worker, limit)
-            if not items and feed is not None and not feed.exhausted:
-                feed(queues, blocks, limit)
-                items = take(queues, worker, limit)
-            if not items:
-                return
-            shares[worker] -= len(items)
-            args = [(index, blocks[index].x, blocks[index].y) for _, index in items]
-            future = self.client.submit(
-                tasks.train, self.name, token, args, self.policy, time.perf_counter() - start, self.version, self.scorer,
-                key=f"fedplugin-train-{uuid.uuid4().hex}", workers=[worker], allow_other_workers=True, pure=False,
+    def _record_round(self, rnd: OpenRound, summary: RoundSummary, trigger: str) -> None:
+        """A round was combined on the cluster: keep its record (the engine calls this)."""
+        for worker in summary.excluded:
+            warnings.warn(
+                f"worker {worker} sent non-finite parameters; left out of round {summary.rounds}",
+                RuntimeWarning,
+                stacklevel=5,
             )
-            inflight[future] = (worker, items)
-            futures.add(future)
-
-        for worker in workers:
-            launch(worker)
-        for future in futures:
-            worker, items = inflight.pop(future)
-            try:
-                result: TrainResult = future.result()
-            except WORKER_LOST as exc:  # the worker was lost: train its blocks again
-                logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
-                self._wait_for_workers()
-                rescatter_lost(self.client, list(blocks.values()))
-                for item in items:
-                    attempts[item[1]] = attempts.get(item[1], 0) + 1
-                    if attempts[item[1]] >= MAX_ATTEMPTS:
-                        self._stop_all(token, inflight)
-                        raise RuntimeError(f"block {item[1]} was lost {MAX_ATTEMPTS} times; giving up") from exc
-                retrained += len(items)
-                requeue(queues, self._workers(), items)
-                if trigger is None:
-                    busy = {w for w, _ in inflight.values()}
-                    for idle in self._workers():
-                        if idle not in busy:
-                            launch(idle)
-                continue
-            except Exception:  # bad data or a failing estimator: nothing is retried
-                self._stop_all(token, inflight)
-                raise
-            previous = latest.get(result.worker)
-            if previous is None or result.seq > previous.seq:
-                latest[result.worker] = result  # its parameters include the earlier tasks' updates
-            samples += sum(rows for _, rows in result.trained)
-            trained_blocks += len(result.trained)
-            score_sum += result.score_sum
-            # Blocks are trained in order, so the untrained ones are the tail (an
-            # index can appear twice in a task, once per epoch).
-            leftover = items[len(result.trained):]
-            handed_back += len(leftover)
-            queues.setdefault(result.worker, deque()).extendleft(reversed(leftover))
-            if bar is not None:
-                bar.update(sum(rows for _, rows in result.trained))
-            if result.trigger is not None and trigger is None:
-                trigger = result.trigger
-                if self.preempt:
-                    self._request_stop(token, [w for w, _ in inflight.values()])
-            if trigger is None:
-                launch(worker)
-        if not any(queues.values()) and (feed is None or feed.exhausted):
-            trigger = "final"  # the round that closes the fit, whatever else ended it
-        elif trigger is None:
-            trigger = "count"
-        metrics = {"online_score": score_sum / samples} if self.scorer is not None and samples else {}
-        self._finish_round(
-            list(latest.values()), trigger, start, retrained, len(workers), samples, trained_blocks, handed_back,
-            metrics,
-        )
-        if bar is not None:
-            bar.set_postfix(round=self.rounds, version=self.version)
-
-    def _finish_round(
-        self,
-        results: list[TrainResult],
-        trigger: str,
-        start: float,
-        retrained: int,
-        n_workers: int,
-        samples: int,
-        blocks: int,
-        handed_back: int = 0,
-        metrics: dict[str, float] | None = None,
-    ) -> None:
-        """Aggregate the workers' parameters, publish the result, record the round."""
-        finite, excluded = [], []
-        for result in sorted(results, key=lambda r: r.worker):  # a fixed order: same sums, same model
-            if all(np.all(np.isfinite(v)) for v in result.params.values()):
-                finite.append(result)
-            else:
-                excluded.append(result.worker)
-                warnings.warn(
-                    f"worker {result.worker} sent non-finite parameters; left out of round "
-                    f"{self.rounds + 1}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-        g = self._global
-        if finite:
-            params = self.adapter.aggregate(
-                self.aggregator, [r.params for r in finite], [r.samples_since_sync for r in finite], g.params
-            )
-            params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
-        else:
-            params = g.params
-        states = [r.state for r in finite if r.state]
-        state = {k: float(np.mean([st[k] for st in states])) for k in states[0]} if states else g.extra.get("state", {})
-        new = GlobalModel(g.version + 1, params, g.n_features, g.classes, g.rounds + 1, {"state": state})
-        self._publish(new)
+        samples = sum(rnd.samples_by.values())
         self._total_samples += samples
+        self._global = replace(self._global, version=summary.version, rounds=summary.rounds)
+        metrics = {"online_score": rnd.score_sum / samples} if self.scorer is not None and samples else {}
         self.history.append(
             Round(
-                round=new.rounds,
-                trigger=trigger,
-                samples=samples,
-                total_samples=self._total_samples,
-                blocks=blocks,
-                retrained_blocks=retrained,
-                handed_back_blocks=handed_back,
-                n_workers=len(finite),
-                workers=tuple(sorted(r.worker for r in finite)),
-                excluded_workers=tuple(sorted(excluded)),
-                seconds=time.perf_counter() - start,
-                bytes_up=sum(params_nbytes(r.params) for r in results),
-                bytes_down=new.nbytes() * n_workers,
-                version=new.version,
-                metrics=metrics or {},
+                round=summary.rounds, trigger=trigger, samples=samples, total_samples=self._total_samples,
+                blocks=sum(len(items) for items in rnd.trained_by.values()), retrained_blocks=rnd.retrained,
+                handed_back_blocks=rnd.handed_back, n_workers=len(summary.workers), workers=tuple(summary.workers),
+                excluded_workers=tuple(summary.excluded), seconds=time.perf_counter() - rnd.start,
+                bytes_up=summary.bytes_up, bytes_down=summary.bytes_down, version=summary.version,
+                metrics=metrics, client_bytes=rnd.client_bytes, combine_seconds=summary.seconds,
             )
         )
         self._autosave()
-        logger.info("round %d (%s): %d samples from %d workers", new.rounds, trigger, samples, len(finite))
+        logger.info("round %d (%s): %d samples from %d workers", summary.rounds, trigger, samples, len(summary.workers))
+        bar = self._engine.bar if self._engine is not None else None
+        if bar is not None:
+            bar.set_postfix(round=self.rounds, version=self.version)
 
     def _workers(self) -> list[str]:
         workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
@@ -741,16 +556,7 @@ class Coordinator:
         if workers:
             self.client.run(tasks.request_stop, self.name, token, workers=sorted(set(workers)), on_error="return")
 
-    def _stop_all(self, token: str, inflight: dict) -> None:
-        """Stop and drain running tasks so nothing trains while the model is rolled back."""
-        self._request_stop(token, [w for w, _ in inflight.values()])
-        for future in list(inflight):
-            try:
-                future.result()
-            except Exception:
-                pass
-
-    def _progress_bar(self, data: TrainingData | None, epochs: int) -> Any:
+    def _progress_bar(self, total: int | None) -> Any:
         show = self.progress if self.progress is not None else _interactive()
         if not show:
             return None
@@ -759,8 +565,20 @@ class Coordinator:
         class Bar(tqdm):
             monitor_interval = 0  # no monitor thread left behind once the fit is over
 
-        total = None if data is None or data.n_samples is None else data.n_samples * epochs
         return Bar(total=total, unit="samples", unit_scale=True, desc=f"fedplugin {self.name}")
+
+    # ------------------------------------------------------------ predicting
+    def _build(self, model: GlobalModel) -> BaseEstimator:
+        estimator = self.adapter.initialize(self.estimator, model.n_features, model.classes)
+        self.adapter.set_params(estimator, _copy(model.params))
+        return estimator
+
+    def _cached_global(self) -> BaseEstimator:
+        """The global model as an estimator, fetched from the store once per version."""
+        self._check_fitted()
+        if self._cache is None or self._cache[0] != self.version:
+            self._cache = (self.version, self._build(store.fetch(self.client, self.name)))
+        return self._cache[1]
 
     def _apply(self, method: str, X: Any, model: str) -> Any:
         if model not in ("global", "local"):
@@ -771,36 +589,27 @@ class Coordinator:
         if is_dask(X):
             if model == "local":
                 raise ValueError("model='local' labels numpy batches on one worker; pass a numpy array")
-            return apply_dask(self.global_model(), method, X)
+            return apply_dask(self._cached_global(), method, X)
         X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self._global.n_features:
-            raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self._global.n_features})")
-        for _ in range(2):  # a cached worker may have left: refresh once
-            worker = self._next_worker()
-            result = self.client.run(tasks.predict, self.name, X, method, model, workers=[worker], on_error="return")
-            if worker in result and not isinstance(result[worker], Exception):
-                return result[worker]
-            self._prediction_workers = []
-        raise result.get(worker, RuntimeError(f"worker {worker} did not answer"))
-
-    def _next_worker(self) -> str:
-        """Spread prediction requests over the workers in turn (the list is cached)."""
-        if not getattr(self, "_prediction_workers", None):
-            self._prediction_workers = self._workers()
-        self._predictions = getattr(self, "_predictions", 0) + 1
-        return self._prediction_workers[self._predictions % len(self._prediction_workers)]
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self.n_features})")
+        if model == "global":
+            return getattr(self._cached_global(), method)(X)
+        worker = self._workers()[0]
+        return self.client.run(tasks.predict_local, self.name, X, method, workers=[worker])[worker]
 
 
 # ------------------------------------------------------------------- helpers
-def _worker_version(name: str, dask_worker: Any = None) -> int | None:
-    return tasks.state(name, dask_worker)["version"]
+def _copy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
 
 
-def _forget_model(name: str, dask_worker: Any = None) -> None:
-    plugin = dask_worker.plugins[name]
-    with plugin.lock:
-        plugin.model = None
-        plugin.global_model = None
+def _check_int(value: Any, name: str) -> None:
+    """An int >= 1, or a ValueError naming it (bools are not ints here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an int >= 1")
 
 
 def _interactive() -> bool:

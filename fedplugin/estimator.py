@@ -9,7 +9,6 @@ unregisters the plugin again, so it fits in pipelines, grid searches and
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import numpy as np
@@ -20,12 +19,10 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import tasks
 from .adapters import adapter_for, fresh_copy
-from .coordinator import Coordinator
 from .deploy import register
+from .session import federated_session
 from .predicting import apply_dask, is_dask, score_dask
-from .plugin import FederatedModelPlugin
 from .store import GlobalModel
 
 
@@ -133,23 +130,14 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"X has {X.shape[1]} features; expected {self.n_features_in_}")
         if fitted and is_classifier(template):
             classes = self.classes_
-        client = self._client()
-        name = f"fedplugin-estimator-{uuid.uuid4().hex[:12]}"
-        plugin = FederatedModelPlugin(template, classes=classes, name=name)
-        register(client, plugin)
-        try:
-            with Coordinator(
-                client, plugin, sync=self.sync, aggregator=self.aggregator, block_size=self.block_size, progress=False
-            ) as coord:
-                if fitted:
-                    coord.set_global_model(self.estimator_)
-                coord.fit(X, y, epochs=epochs)
+        options = dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size, progress=False)
+        with federated_session(self._client(), template, classes=classes, **options) as coord:
+            if fitted:
+                coord.set_global_model(self.estimator_)
+            coord.fit(X, y, epochs=epochs)
             self.estimator_ = coord.global_model()
             n_features = coord.n_features
             self.history_ = getattr(self, "history_", []) + coord.history
-        finally:
-            client.unregister_worker_plugin(name)
-            client.run_on_scheduler(tasks.store_drop, name)
         if is_classifier(template):
             self.classes_ = self.estimator_.classes_
         self.n_features_in_ = n_features

@@ -42,11 +42,18 @@ class Round:
     seconds : float
         Wall time of the round, training included.
     bytes_up, bytes_down : int
-        Parameter bytes gathered from workers and sent back to them.
+        Parameter bytes pulled from the workers by the worker that combined
+        the round, and pushed from it to every worker (worker to worker).
     version : int
         Global model version after the round.
     metrics : dict
         Optional extra measurements (e.g. test-then-train scores).
+    client_bytes : int
+        Bytes that crossed the client for the round: task messages, the
+        workers' reports and the round summary (parameters never do).
+    combine_seconds : float
+        Time the worker that combined the round spent pulling, combining and
+        pushing the model.
     """
 
     round: int
@@ -64,6 +71,8 @@ class Round:
     bytes_down: int
     version: int
     metrics: dict[str, Any] = field(default_factory=dict)
+    client_bytes: int = 0
+    combine_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

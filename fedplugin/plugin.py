@@ -6,75 +6,49 @@ every current and future worker gets its own copy, workers stay stock and
 nanny-managed, and a worker the nanny restarts fetches the latest global model
 from the scheduler (see :mod:`fedplugin.store`) during ``setup``.
 
-Tasks reach the plugin with ``get_worker().plugins[name]`` (see
-:mod:`fedplugin.tasks`); ``client.run`` callbacks get it from their
-``dask_worker`` argument.
+How a round looks from a worker:
+
+1. a training task of round *v* (the round whose updates are based on global
+   version *v*) trains its blocks; at its end the worker keeps a *snapshot* of
+   its parameters: its update for round *v*. It does not wait: the next task
+   (already queued) keeps training;
+2. the worker that aggregates the round pulls every snapshot through the
+   ``fedplugin_handover`` handler, combines them and pushes version *v + 1*
+   to every worker through ``fedplugin_install``;
+3. the new global model is merged into the local one at the next block
+   boundary (at once if the worker is idle): ``global + (local - snapshot)``,
+   so the progress made meanwhile is kept.
+
+A task of round *v + 1* hands its update over only once version *v + 1* is
+merged, so every update of a round is based on the same global model.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import pickle
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from distributed import rejoin, secede
 from distributed.diagnostics.plugin import WorkerPlugin
-from distributed.protocol.pickle import dumps
 from sklearn.base import BaseEstimator, is_classifier
 
+from . import store
 from .adapters import adapter_for, fresh_copy
-from .blocks import check_block, load_block
-from .store import GET_HANDLER, STORE_NAME, GlobalModel, ModelStore
-from .sync import LocalStats, SyncPolicy
+from .exchange import forward
+from .local_training import TaskReport, train_blocks
+from .store import GlobalModel
+from .sync import SyncPolicy
 
 logger = logging.getLogger("fedplugin")
 
-
-@dataclass
-class TrainResult:
-    """What one training task reports back to the coordinator.
-
-    Attributes
-    ----------
-    worker : str
-        Address of the worker that trained.
-    seq : int
-        The worker's update counter after this task; the highest one of a round
-        carries all of that worker's updates.
-    version : int
-        Global version the local model started from.
-    params : dict
-        Local parameters after the task.
-    samples_since_sync : int
-        Samples this worker trained since its model last received the global one.
-    trained : list of (int, int)
-        ``(block index, rows)`` for every block trained, in order; the blocks
-        after them were handed back untrained (the round ended first).
-    score_sum : float
-        With test-then-train scoring: sum over trained blocks of the block's
-        score before training times its rows.
-    state : dict
-        The adapter's training state (see ``ModelAdapter.get_state``).
-    trigger : str or None
-        The policy trigger that ended the task early, if any.
-    seconds : float
-        Time spent in the task.
-    """
-
-    worker: str
-    seq: int
-    version: int
-    params: dict[str, np.ndarray]
-    samples_since_sync: int
-    trained: list[tuple[int, int]]
-    score_sum: float
-    state: dict[str, float]
-    trigger: str | None
-    seconds: float
+#: Seconds between looks at the scheduler's store while a task waits for a global model.
+STORE_POLL_SECONDS = 2.0
 
 
 class FederatedModelPlugin(WorkerPlugin):
@@ -133,37 +107,78 @@ class FederatedModelPlugin(WorkerPlugin):
     async def setup(self, worker: Any) -> None:
         self.worker = worker
         self.adapter = adapter_for(self.estimator)
-        self.lock = threading.Lock()
+        # The condition's lock guards the local model; a task waiting for a
+        # global model releases it so an arriving model can be merged.
+        self.lock = threading.Condition(threading.Lock())
         self.model: BaseEstimator | None = None
         self.global_model: GlobalModel | None = None
+        self.snapshots: dict[int, tuple[dict[str, np.ndarray], int]] = {}
+        self.incoming: list[GlobalModel] = []
         self.samples_since_sync = 0
         self.samples_total = 0
-        self.seq = 0
         self.stop_tokens: set[str] = set()
+        self.abort_tokens: set[str] = set()
         self.restored_at: float | None = None
-        self._predictor: BaseEstimator | None = None
-        self._predictor_version: int | None = None
+        for op, handler in (("fedplugin_handover", _handover), ("fedplugin_install", _install)):
+            worker.handlers[op] = _dispatch(worker, handler, op)
+        worker.handlers["fedplugin_forward"] = _forwarder(worker)
         # The store usually exists already (the Coordinator registers it); making
         # sure here keeps setup independent of who came first.
-        await worker.scheduler.register_scheduler_plugin(
-            plugin=dumps(ModelStore()), name=STORE_NAME, idempotent=True
-        )
-        payload = await getattr(worker.scheduler, GET_HANDLER)(name=self.name)
-        if payload is not None:
-            self._adopt(GlobalModel.from_bytes(payload))
+        await store.worker_ensure_store(worker)
+        model = await store.worker_fetch(worker, self.name)
+        if model is not None:
+            self._adopt(model)
             self.restored_at = time.time()
-            logger.info("worker %s restored %s at version %d", worker.address, self.name, self.global_model.version)
+            logger.info("worker %s restored %s at version %d", worker.address, self.name, model.version)
 
     def teardown(self, worker: Any) -> None:
         self.model = None
 
-    # ------------------------------------------------------------------- control
+    # ------------------------------------------------------- models arriving
     def set_global(self, payload: bytes) -> int:
-        """Replace the local model with the global model in ``payload``; return its version."""
+        """Replace the local model with the global model in ``payload``; return its version.
+
+        Unlike a round's merge, this drops local progress: it is how a fit
+        starts, a checkpoint is resumed or a failed fit is rolled back.
+        """
         model = GlobalModel.from_bytes(payload)
         with self.lock:
             self._adopt(model)
         return model.version
+
+    def receive(self, model: GlobalModel) -> None:
+        """A round's new global model arrived: merge it now if idle, else at the next block."""
+        self.incoming.append(model)
+        if self.lock.acquire(blocking=False):  # never wait on the event loop
+            try:
+                self.merge_incoming()
+            finally:
+                self.lock.release()
+
+    def merge_incoming(self) -> None:
+        """Merge the global models that arrived (call with the lock held)."""
+        while self.incoming:
+            model = self.incoming.pop(0)
+            if self.global_model is not None and model.version <= self.global_model.version:
+                continue
+            if self.model is None or self.global_model is None or model.version != self.global_model.version + 1:
+                self._adopt(model)  # a gap: start over from it
+                continue
+            self._merge(model)
+        self.lock.notify_all()
+
+    def _merge(self, model: GlobalModel) -> None:
+        base = model.version - 1
+        local = self.adapter.get_params(self.model)
+        snapshot, _ = self.snapshots.pop(base, (self.global_model.params, 0))
+        if self.samples_since_sync == 0:
+            merged = model.params  # nothing learned since the handover: exactly the global
+        else:
+            merged = self.adapter.merge(model.params, local, snapshot)
+        self.adapter.set_params(self.model, copy.deepcopy(merged))
+        self.global_model = model
+        for version in [v for v in self.snapshots if v <= base]:
+            del self.snapshots[version]
 
     def _adopt(self, model: GlobalModel) -> None:
         if (
@@ -176,14 +191,71 @@ class FederatedModelPlugin(WorkerPlugin):
             # A joining or restarted worker carries on with the workers' training
             # state (e.g. SGD's step counter), not from a first step.
             self.adapter.set_state(self.model, model.extra.get("state", {}))
-        self.adapter.set_params(self.model, model.params)
+        self.adapter.set_params(self.model, copy.deepcopy(model.params))
         self.global_model = model
+        self.snapshots.clear()
+        self.incoming = [m for m in self.incoming if m.version > model.version]
         self.samples_since_sync = 0
         self.stop_tokens.clear()
+        self.abort_tokens.clear()
 
+    # ------------------------------------------------------------ handover
+    def hand_over(self, base: int, samples: int) -> None:
+        """Keep the update of round ``base``: the parameters now (call with the lock held)."""
+        _, earlier = self.snapshots.get(base, (None, 0))
+        self.snapshots[base] = (self.adapter.get_params(self.model), earlier + samples)
+        self.samples_since_sync = 0
+
+    def update_for(self, base: int, current: bool = False) -> dict[str, Any] | None:
+        """The update handed over for round ``base`` (``current``: else the model now)."""
+        if base in self.snapshots:
+            params, samples = self.snapshots[base]
+        elif current and self.model is not None and self.global_model is not None and self.global_model.version == base:
+            with self.lock:
+                params, samples = self.adapter.get_params(self.model), self.samples_since_sync
+                self.snapshots[base] = (params, samples)
+                self.samples_since_sync = 0
+        else:
+            return None
+        state = self.adapter.get_state(self.model) if self.model is not None else {}
+        return {"worker": self.worker.address, "params": params, "samples": samples, "state": state}
+
+    def wait_for_version(self, version: int, token: str) -> bool:
+        """Wait (lock held) until global ``version`` is merged; False if the task is aborted."""
+        last_poll = time.monotonic()
+        while True:
+            self.merge_incoming()
+            if self.global_model is not None and self.global_model.version >= version:
+                return True
+            if token in self.abort_tokens:
+                return False
+            # Short waits: a model that arrives while this thread holds the lock
+            # is left in ``incoming`` without a notification.
+            self.lock.wait(0.02)
+            if time.monotonic() - last_poll > STORE_POLL_SECONDS:
+                self._poll_store()
+                last_poll = time.monotonic()
+
+    def _poll_store(self) -> None:
+        """A worker that joined after a broadcast fetches the model from the store itself."""
+        from distributed.utils import sync
+
+        model = sync(self.worker.loop, store.worker_fetch, self.worker, self.name)
+        if model is not None:
+            self.incoming.append(model)
+            self.merge_incoming()
+
+    # ------------------------------------------------------------------- control
     def request_stop(self, token: str) -> None:
         """Ask the task of round ``token`` to stop after its current block."""
         self.stop_tokens.add(token)
+
+    def abort(self, token: str) -> None:
+        """Stop the task of round ``token`` at once, handing nothing over (a failed fit)."""
+        self.stop_tokens.add(token)
+        self.abort_tokens.add(token)
+        with self.lock:
+            self.lock.notify_all()
 
     def state(self) -> dict[str, Any]:
         """A snapshot of this worker's model state, for tests and diagnostics."""
@@ -214,25 +286,9 @@ class FederatedModelPlugin(WorkerPlugin):
         finally:
             self.lock.release()
 
-    def predict(self, X: np.ndarray, method: str = "predict", source: str = "global") -> np.ndarray:
-        """Label ``X`` with the global model (default) or this worker's local model.
-
-        The global model is kept apart from the local one, so predictions need no
-        lock and never wait for a training task; the local model is copied under
-        the lock first (waiting at most a second).
-        """
-        if self.global_model is None:
-            raise RuntimeError(f"plugin {self.name!r} has no model yet: no fit has started")
-        if source == "local":
-            # Called on the worker's event loop: never wait long for a training task.
-            model = self.local_model(timeout=1.0)
-        else:
-            if self._predictor_version != self.global_model.version:
-                g = self.global_model
-                predictor = self.adapter.initialize(self.estimator, g.n_features, g.classes)
-                self.adapter.set_params(predictor, g.params)
-                self._predictor, self._predictor_version = predictor, g.version
-            model = self._predictor
+    def predict(self, X: np.ndarray, method: str = "predict") -> np.ndarray:
+        """Label ``X`` with this worker's local model (copied under the lock, waiting at most 1 s)."""
+        model = self.local_model(timeout=1.0)  # called on the event loop: never wait long
         return getattr(model, method)(np.asarray(X, dtype=np.float64))
 
     # ------------------------------------------------------------------ training
@@ -242,90 +298,85 @@ class FederatedModelPlugin(WorkerPlugin):
         blocks: list[tuple[int, Any, Any]],
         policy: SyncPolicy,
         elapsed_before: float = 0.0,
-        version: int | None = None,
+        base: int | None = None,
         scorer: Any = None,
-    ) -> TrainResult:
-        """Train the local model on ``blocks`` in order until the round ends.
+    ) -> TaskReport:
+        """Train the local model on ``blocks`` for round ``base`` and hand the update over.
 
-        Each block is validated right before it is trained. After each block the
+        Each block is validated right before it is trained, and global models
+        that arrive meanwhile are merged between blocks. After each block the
         policy's worker-side check runs; if it fires, the worker logs an event
-        on topic ``fedplugin-<name>`` and hands the remaining blocks back.
-        With a ``scorer`` (test-then-train), each block is first scored by the
-        model that is about to learn from it.
+        on topic ``fedplugin-<name>`` and hands the remaining blocks back. The
+        report carries no parameters: they stay here until the round's
+        aggregating worker pulls them.
         """
-        start = time.perf_counter()
         with self.lock:
+            self.merge_incoming()
             if self.model is None or self.global_model is None:
                 raise RuntimeError(
                     f"plugin {self.name!r} on {self.worker.address} has no global model; "
                     "the coordinator broadcasts one before training"
                 )
-            if version is not None and self.global_model.version != version:
-                # This worker missed a round (e.g. it restarted): it trains from
-                # the version it holds, which the store keeps current.
-                logger.info("worker %s trains from version %d, not %d", self.worker.address, self.global_model.version, version)
-            classes = self.global_model.classes
-            n_features = self.global_model.n_features
-            reference = self.global_model.params if policy.needs_drift else None
-            reference_norm = _squared_norm(reference) if reference is not None else 0.0
-            trained: list[tuple[int, int]] = []
-            trigger = None
-            score_sum = 0.0
-            for index, x, y in blocks:
-                if token in self.stop_tokens:
-                    break
-                X_block, y_block = load_block(x, y)
-                check_block(index, X_block, y_block, n_features, classes)
-                if scorer is not None:
-                    score_sum += scorer(self.model, X_block, y_block) * len(y_block)
-                try:
-                    self.adapter.partial_fit(self.model, X_block, y_block)
-                except ValueError as exc:
-                    raise ValueError(f"block {index}: {exc}") from exc
-                trained.append((index, len(y_block)))
-                self.samples_since_sync += len(y_block)
-                self.samples_total += len(y_block)
-                drift = 0.0
-                if reference is not None:
-                    drift = _squared_distance(self.adapter.get_params(self.model), reference)
-                stats = LocalStats(
-                    blocks=len(trained),
-                    samples=self.samples_since_sync,
-                    seconds=elapsed_before + time.perf_counter() - start,
-                    drift=drift,
-                    reference_norm=reference_norm,
-                )
-                trigger = policy.check(stats)
-                if trigger is not None:
-                    self.worker.log_event(
-                        f"fedplugin-{self.name}",
-                        {"worker": self.worker.address, "trigger": trigger, "token": token, "drift": float(drift)},
-                    )
-                    break
-            self.seq += 1
-            return TrainResult(
-                worker=self.worker.address,
-                seq=self.seq,
-                version=self.global_model.version,
-                params=self.adapter.get_params(self.model),
-                samples_since_sync=self.samples_since_sync,
-                trained=trained,
-                score_sum=score_sum,
-                state=self.adapter.get_state(self.model),
-                trigger=trigger,
-                seconds=time.perf_counter() - start,
-            )
+            base = self.global_model.version if base is None else base
+            report = train_blocks(self, token, blocks, policy, elapsed_before, scorer)
+            report.base = base
+            if self.global_model.version >= base:
+                self.hand_over(base, report.samples)
+                return report
+        # The round before is not combined yet: give the thread slot back while
+        # waiting, so a task queued behind this one (or the aggregation) can run.
+        seceded = _secede()
+        try:
+            with self.lock:
+                report.handed_over = self.wait_for_version(base, token)
+                if report.handed_over:
+                    self.hand_over(base, report.samples)
+        finally:
+            if seceded:
+                rejoin()  # outside the lock: the task holding the slot may need it
+        return report
+
+
+def _secede() -> bool:
+    try:
+        secede()
+    except (KeyError, ValueError, AttributeError):  # not in a worker's task thread
+        return False
+    return True
+
+
+def _dispatch(worker: Any, handler: Any, op: str) -> Any:
+    """A worker RPC handler that finds the named plugin and calls ``handler(plugin, ...)``."""
+
+    def call(name: str, **kwargs: Any) -> Any:
+        plugin = worker.plugins.get(name)
+        if plugin is None or not isinstance(plugin, FederatedModelPlugin):
+            raise ValueError(f"worker {worker.address} has no fedplugin plugin named {name!r}")
+        return handler(plugin, **kwargs)
+
+    call.__name__ = op  # distributed logs handlers by name
+    return call
+
+
+def _forwarder(worker: Any) -> Any:
+    async def fedplugin_forward(name: str, payload: bytes, targets: list[str]) -> int:
+        return await forward(worker, name, payload, targets)
+
+    return fedplugin_forward
+
+
+def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False) -> bytes | None:
+    update = plugin.update_for(base, current)
+    return None if update is None else pickle.dumps(update, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _install(plugin: FederatedModelPlugin, payload: bytes) -> int:
+    model = GlobalModel.from_bytes(payload)
+    plugin.receive(model)
+    return model.version
 
 
 def _same_classes(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return a.shape == b.shape and bool(np.all(a == b))
-
-
-def _squared_norm(params: dict[str, np.ndarray]) -> float:
-    return float(sum(np.sum(np.square(value)) for value in params.values()))
-
-
-def _squared_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
-    return float(sum(np.sum(np.square(a[name] - b[name])) for name in b))

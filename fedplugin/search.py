@@ -56,7 +56,6 @@ import copy
 import logging
 import numbers
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,12 +71,10 @@ from sklearn.model_selection import ParameterGrid
 from sklearn.utils import get_tags
 from sklearn.utils.validation import validate_data
 
-from . import tasks
 from .adapters import ADAPTERS, ModelAdapter, Params, adapter_for, fresh_copy
 from .aggregation import Aggregator, WeightedMean, as_aggregator
-from .coordinator import Coordinator
 from .history import Round
-from .plugin import FederatedModelPlugin
+from .session import federated_session
 
 logger = logging.getLogger("fedplugin")
 
@@ -555,6 +552,20 @@ class CandidateSetAdapter(ModelAdapter):
             result[name] = base + sum(own[name] - base for _, own in split)
         return result
 
+    def merge(self, new_global: Params, local: Params, snapshot: Params) -> Params:
+        """Each candidate by its own adapter's merge; ``failed_`` by maximum; sums add up."""
+        n = len(self.inner)
+        (g_parts, g_own), (l_parts, l_own), (s_parts, _) = (split_params(p, n) for p in (new_global, local, snapshot))
+        failed = np.maximum(g_own["failed_"], l_own["failed_"])
+        result: Params = {}
+        for index, adapter in enumerate(self.inner):
+            merged = g_parts[index] if failed[index] else adapter.merge(g_parts[index], l_parts[index], s_parts[index])
+            result.update(_prefixed(index, merged))
+        result["failed_"] = failed
+        for name in ("score_sum_", "score_weight_"):
+            result[name] = new_global[name] + (local[name] - snapshot[name])
+        return result
+
 
 class PerCandidate(Aggregator):
     """Apply ``rule`` to each candidate of a :class:`CandidateSet` under its plain parameter names.
@@ -768,6 +779,9 @@ class FederatedSearch:
         ``ValueError`` or its parameters become non-finite); it then stops
         training while the others go on, and ``fit`` warns with
         ``FitFailedWarning``. ``'raise'`` makes ``fit`` raise instead.
+    overlap : bool, default True
+        As for :class:`~fedplugin.Coordinator`: ``False`` runs strict
+        synchronous rounds, bitwise reproducible.
 
     Attributes
     ----------
@@ -822,6 +836,7 @@ class FederatedSearch:
         epochs: int = 1,
         name: str | None = None,
         error_score: float | str = np.nan,
+        overlap: bool = True,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -841,6 +856,7 @@ class FederatedSearch:
         self.epochs = epochs
         self.name = name
         self.error_score = error_score
+        self.overlap = overlap
         self.candidate_params = expand_grid(param_grid)
         self.candidates = build_candidates(estimator, self.candidate_params)
         self.scorer_ = as_scorer(scoring, self.candidates[0])
@@ -897,23 +913,12 @@ class FederatedSearch:
 
     def _train(self, template: CandidateSet, X: Any, y: Any) -> tuple[CandidateSet, list[Round]]:
         """Federate ``template`` over the cluster; return its global model and the rounds."""
-        name = self.name or f"fedplugin-search-{uuid.uuid4().hex[:12]}"
-        plugin = FederatedModelPlugin(template, name=name)
-        self.client.register_plugin(plugin)
-        try:
-            with Coordinator(
-                self.client,
-                plugin,
-                sync=self.sync,
-                aggregator=PerCandidate(self.aggregator),
-                block_size=self.block_size,
-                progress=False,
-            ) as coord:
-                coord.fit(X, y, epochs=self.epochs)
-                return coord.global_model(), list(coord.history)
-        finally:
-            self.client.unregister_worker_plugin(name)
-            self.client.run_on_scheduler(tasks.store_drop, name)
+        options = dict(
+            sync=self.sync, aggregator=PerCandidate(self.aggregator), block_size=self.block_size, overlap=self.overlap
+        )
+        with federated_session(self.client, template, name=self.name, check_workers=False, progress=False, **options) as coord:
+            coord.fit(X, y, epochs=self.epochs)
+            return coord.global_model(), list(coord.history)
 
     def _score(
         self, model: CandidateSet, failed: np.ndarray, X_val: Any, y_val: Any

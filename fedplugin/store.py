@@ -1,25 +1,31 @@
-"""The scheduler-side store of versioned global models.
+"""The scheduler-side store of versioned global models, and every call to it.
 
 A worker that its nanny restarts gets its plugins back as they were pickled at
 registration, so the *latest* global model has to live somewhere that outlives
 workers and clients: the scheduler. :class:`ModelStore` is a
 ``SchedulerPlugin`` that keeps, per plugin name, the newest
-:class:`GlobalModel` as bytes and answers two RPC handlers, which a worker's
-async ``setup`` calls with no client involved.
+:class:`GlobalModel` as bytes, plus one *pinned* copy that a failed ``fit``
+rolls back to.
+
+This module owns every call to the store. Workers (a restarting plugin, the
+worker that aggregates a round) reach it through the scheduler RPC handlers the
+store adds when it starts; the client reaches it with ``run_on_scheduler``.
+No other module names a handler.
 """
 
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from distributed import Client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 STORE_NAME = "fedplugin-model-store"
-GET_HANDLER = "fedplugin_store_get"
-PUT_HANDLER = "fedplugin_store_put"
+_GET = "fedplugin_store_get"
+_PUT = "fedplugin_store_put"
 
 
 @dataclass
@@ -64,6 +70,10 @@ class GlobalModel:
         """Bytes of parameter data (what a round moves per worker and direction)."""
         return params_nbytes(self.params)
 
+    def info(self) -> GlobalModel:
+        """The same record without its parameters: what the client keeps."""
+        return replace(self, params={})
+
 
 def params_nbytes(params: dict[str, np.ndarray]) -> int:
     """Bytes of the arrays in a parameter dict."""
@@ -73,9 +83,9 @@ def params_nbytes(params: dict[str, np.ndarray]) -> int:
 class ModelStore(SchedulerPlugin):
     """Keep the newest :class:`GlobalModel` of every plugin name on the scheduler.
 
-    Registered by the :class:`~fedplugin.Coordinator`; registering it again is
-    a no-op (``idempotent``), so models survive new coordinators, clients and
-    ``client.restart()``.
+    Registered by the :class:`~fedplugin.Coordinator` and by every plugin's
+    ``setup``; registering it again is a no-op (``idempotent``), so models
+    survive new coordinators, clients and ``client.restart()``.
     """
 
     name = STORE_NAME
@@ -84,10 +94,11 @@ class ModelStore(SchedulerPlugin):
     def __init__(self) -> None:
         self.models: dict[str, bytes] = {}
         self.versions: dict[str, int] = {}
+        self.pinned: dict[str, bytes | None] = {}
 
     async def start(self, scheduler: Any) -> None:
-        scheduler.handlers[GET_HANDLER] = self.get
-        scheduler.handlers[PUT_HANDLER] = self.put
+        scheduler.handlers[_GET] = self.get
+        scheduler.handlers[_PUT] = self.put
 
     def get(self, name: str) -> bytes | None:
         """Return the newest model stored under ``name`` as bytes, or ``None``."""
@@ -96,7 +107,7 @@ class ModelStore(SchedulerPlugin):
     def put(self, name: str, version: int, payload: bytes, force: bool = False) -> int:
         """Store ``payload`` unless a newer version is already there; return the stored version.
 
-        ``force`` replaces a newer version too (used to roll back after a failed fit).
+        ``force`` replaces a newer version too (a rollback, a resumed checkpoint).
         """
         if force or version >= self.versions.get(name, -1):
             self.models[name] = payload
@@ -107,3 +118,87 @@ class ModelStore(SchedulerPlugin):
         """Forget the model stored under ``name``."""
         self.models.pop(name, None)
         self.versions.pop(name, None)
+        self.pinned.pop(name, None)
+
+    def pin(self, name: str) -> int:
+        """Remember the current model of ``name`` to roll back to; return its version."""
+        self.pinned[name] = self.models.get(name)
+        return self.versions.get(name, -1)
+
+    def restore(self, name: str) -> int:
+        """Make the pinned model current again (none pinned: forget ``name``); return its version."""
+        payload = self.pinned.get(name)
+        if payload is None:
+            self.drop(name)
+            return -1
+        return self.put(name, GlobalModel.from_bytes(payload).version, payload, force=True)
+
+
+# --------------------------------------------------------------- from the client
+def _store(dask_scheduler: Any) -> ModelStore | None:
+    return dask_scheduler.plugins.get(STORE_NAME)
+
+
+def _scheduler_call(method: str, *args: Any, dask_scheduler: Any = None) -> Any:
+    store = _store(dask_scheduler)
+    return None if store is None else getattr(store, method)(*args)
+
+
+def ensure_store(client: Client) -> None:
+    """Register the store on the scheduler (no-op if it is there already)."""
+    client.register_plugin(ModelStore())
+
+
+def fetch(client: Client, name: str) -> GlobalModel | None:
+    """The newest stored model of ``name`` (parameters cross the client), or ``None``."""
+    payload = client.run_on_scheduler(_scheduler_call, "get", name)
+    return None if payload is None else GlobalModel.from_bytes(payload)
+
+
+def fetch_info(client: Client, name: str) -> GlobalModel | None:
+    """The newest stored model of ``name`` without its parameters, or ``None``."""
+    return client.run_on_scheduler(_stored_info, name)
+
+
+def _stored_info(name: str, dask_scheduler: Any = None) -> GlobalModel | None:
+    payload = _scheduler_call("get", name, dask_scheduler=dask_scheduler)
+    return None if payload is None else GlobalModel.from_bytes(payload).info()
+
+
+def put(client: Client, model: GlobalModel, name: str, *, force: bool = False) -> int:
+    """Store ``model`` under ``name`` from the client; return the stored version."""
+    return client.run_on_scheduler(_scheduler_call, "put", name, model.version, model.to_bytes(), force)
+
+
+def drop(client: Client, name: str) -> None:
+    """Forget the stored model of ``name``."""
+    client.run_on_scheduler(_scheduler_call, "drop", name)
+
+
+def pin(client: Client, name: str) -> int:
+    """Remember the current model of ``name``, to :func:`restore` after a failed fit."""
+    return client.run_on_scheduler(_scheduler_call, "pin", name)
+
+
+def restore(client: Client, name: str) -> int:
+    """Roll ``name`` back to its pinned model; return its version (-1: none)."""
+    return client.run_on_scheduler(_scheduler_call, "restore", name)
+
+
+# ---------------------------------------------------------------- from a worker
+async def worker_fetch(worker: Any, name: str) -> GlobalModel | None:
+    """From a worker's event loop: the newest stored model of ``name``, or ``None``."""
+    payload = await getattr(worker.scheduler, _GET)(name=name)
+    return None if payload is None else GlobalModel.from_bytes(payload)
+
+
+async def worker_put(worker: Any, name: str, version: int, payload: bytes) -> int:
+    """From a worker's event loop: store a new global model; return the stored version."""
+    return await getattr(worker.scheduler, _PUT)(name=name, version=version, payload=payload)
+
+
+async def worker_ensure_store(worker: Any) -> None:
+    """From a worker's event loop: register the store unless it is there already."""
+    from distributed.protocol.pickle import dumps
+
+    await worker.scheduler.register_scheduler_plugin(plugin=dumps(ModelStore()), name=STORE_NAME, idempotent=True)

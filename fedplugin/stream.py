@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from distributed import Client
 
 from .blocks import BlockRef, check_numpy, scatter_blocks, split_rows
@@ -62,6 +63,8 @@ class StreamFeeder:
         self.batches_read = 0
         self._next_index = 0
         self._pending: tuple[Any, Any] | None = None
+        self._buffer: list[tuple[np.ndarray, np.ndarray]] = []
+        self._buffered = 0
 
     def peek(self) -> tuple[Any, Any] | None:
         """The first batch, read ahead so the model can be initialised from it."""
@@ -75,9 +78,10 @@ class StreamFeeder:
     def __call__(self, queues: dict[str, deque], blocks: dict[int, BlockRef], target: int) -> None:
         """Read batches until ``target`` blocks (at most ``max_blocks``) are queued.
 
-        The batches read in one call are validated one by one, then scattered
-        together in a single call (one scatter per batch would cost a round trip
-        each).
+        Small batches are coalesced into blocks of ``block_size`` rows (a task
+        per tiny batch would drown in overhead); the blocks made in one call
+        are scattered together, in a single round trip. Rows left over when
+        the stream ends, or before a rejected batch, make one last short block.
         """
         queued = sum(len(queue) for queue in queues.values())
         target = min(max(target, 1), self.max_blocks)
@@ -99,8 +103,13 @@ class StreamFeeder:
                 )
                 self.exhausted = True
                 break
-            pairs.extend(split_rows(X, y, self.block_size))
+            self._buffer.append((X, y))
+            self._buffered += len(y)
             self.batches_read += 1
+            if self._buffered >= self.block_size:
+                pairs.extend(self._cut(flush=False))
+        if self.exhausted and self._buffered:
+            pairs.extend(self._cut(flush=True))
         if not pairs:
             return
         workers = itertools.cycle(sorted(queues))
@@ -109,3 +118,17 @@ class StreamFeeder:
             owner = block.home if block.home in queues else next(workers)
             queues[owner].append((0, block.index))
         self._next_index += len(pairs)
+
+    def _cut(self, flush: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Whole blocks from the buffered rows (``flush``: the short remainder too)."""
+        if len(self._buffer) == 1:
+            X, y = self._buffer[0]
+        else:
+            X = np.concatenate([x for x, _ in self._buffer])
+            y = np.concatenate([y for _, y in self._buffer])
+        whole = (len(y) // self.block_size) * self.block_size
+        cut = len(y) if flush else whole
+        pairs = split_rows(X[:cut], y[:cut], self.block_size)
+        self._buffer = [(X[cut:], y[cut:])] if cut < len(y) else []
+        self._buffered = len(y) - cut
+        return pairs

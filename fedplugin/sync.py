@@ -63,6 +63,11 @@ class SyncPolicy:
         """Blocks the cluster trains between rounds, or ``None`` for no count limit."""
         return None
 
+    @property
+    def checks_on_workers(self) -> bool:
+        """True if :meth:`check` is overridden: workers may end a round themselves."""
+        return type(self).check is not SyncPolicy.check
+
     def check(self, stats: LocalStats) -> str | None:
         """Return a trigger name to end the round from this worker, else ``None``."""
         return None
@@ -168,6 +173,10 @@ class AnyOf(SyncPolicy):
                 raise TypeError(f"{policy!r} is not a SyncPolicy; expected e.g. EveryNBatches(50)")
         self.policies = policies
         self.needs_drift = any(policy.needs_drift for policy in policies)
+
+    @property
+    def checks_on_workers(self) -> bool:
+        return any(policy.checks_on_workers for policy in self.policies)
 
     def blocks_per_round(self, n_workers: int) -> int | None:
         limits = [p.blocks_per_round(n_workers) for p in self.policies]

@@ -11,7 +11,7 @@ from typing import Any
 
 from distributed import get_worker
 
-from .store import STORE_NAME
+from . import store
 
 
 def _plugin(worker: Any, name: str) -> Any:
@@ -30,8 +30,23 @@ def train(name: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def set_global(name: str, payload: bytes, dask_worker: Any = None) -> int:
-    """``client.run``: install a global model on this worker."""
+    """``client.run``: install a global model on this worker, dropping local progress."""
     return _plugin(dask_worker, name).set_global(payload)
+
+
+async def reload(name: str, dask_worker: Any = None) -> int | None:
+    """``client.run``: adopt the stored global model (none stored: forget the model)."""
+    plugin = _plugin(dask_worker, name)
+    model = await store.worker_fetch(dask_worker, name)
+    if model is None:
+        if plugin.lock.acquire(timeout=5):
+            try:
+                plugin.model = plugin.global_model = None
+                plugin.snapshots.clear()
+            finally:
+                plugin.lock.release()
+        return None
+    return plugin.set_global(model.to_bytes())
 
 
 def request_stop(name: str, token: str, dask_worker: Any = None) -> None:
@@ -39,9 +54,22 @@ def request_stop(name: str, token: str, dask_worker: Any = None) -> None:
     _plugin(dask_worker, name).request_stop(token)
 
 
+def abort(name: str, tokens: list[str], dask_worker: Any = None) -> None:
+    """``client.run``: stop the tasks of ``tokens`` at once, handing nothing over."""
+    plugin = _plugin(dask_worker, name)
+    for token in tokens:
+        plugin.abort(token)
+
+
 def state(name: str, dask_worker: Any = None) -> dict[str, Any]:
     """``client.run``: a snapshot of this worker's model state."""
     return _plugin(dask_worker, name).state()
+
+
+def version(name: str, dask_worker: Any = None) -> int | None:
+    """``client.run``: the global version this worker holds."""
+    model = _plugin(dask_worker, name).global_model
+    return None if model is None else model.version
 
 
 def local_model(name: str, dask_worker: Any = None) -> Any:
@@ -49,9 +77,9 @@ def local_model(name: str, dask_worker: Any = None) -> Any:
     return _plugin(dask_worker, name).local_model()
 
 
-def predict(name: str, X: Any, method: str, source: str, dask_worker: Any = None) -> Any:
-    """``client.run``: label ``X`` on this worker (see ``FederatedModelPlugin.predict``)."""
-    return _plugin(dask_worker, name).predict(X, method, source)
+def predict_local(name: str, X: Any, method: str, dask_worker: Any = None) -> Any:
+    """``client.run``: label ``X`` with this worker's local model."""
+    return _plugin(dask_worker, name).predict(X, method)
 
 
 def describe(name: str, dask_worker: Any = None) -> dict[str, Any] | None:
@@ -65,24 +93,3 @@ def describe(name: str, dask_worker: Any = None) -> dict[str, Any] | None:
 def fedplugin_names(dask_worker: Any = None) -> list[str]:
     """``client.run``: names of the fedplugin plugins on this worker."""
     return sorted(n for n, p in dask_worker.plugins.items() if hasattr(p, "train"))
-
-
-def store_put(name: str, version: int, payload: bytes, force: bool = False, dask_scheduler: Any = None) -> int:
-    """``client.run_on_scheduler``: keep a global model in the scheduler's store."""
-    return dask_scheduler.plugins[STORE_NAME].put(name, version, payload, force)
-
-
-def store_get(name: str, dask_scheduler: Any = None) -> bytes | None:
-    """``client.run_on_scheduler``: the stored global model, or ``None``."""
-    store = dask_scheduler.plugins.get(STORE_NAME)
-    return None if store is None else store.get(name)
-
-
-def store_drop(name: str, dask_scheduler: Any = None) -> None:
-    """``client.run_on_scheduler``: forget the stored global model of ``name``."""
-    store = dask_scheduler.plugins.get(STORE_NAME)
-    if store is not None:
-        store.drop(name)
-
-
-__all__ = ["train", "set_global", "request_stop", "state", "local_model", "predict", "describe", "store_put", "store_get", "store_drop"]

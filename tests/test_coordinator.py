@@ -21,14 +21,29 @@ def start(client, estimator=None, name="clf", classes=(0, 1), **kwargs):
 
 
 class Recording:
-    """Wraps a rule and remembers what it was given."""
+    """Wraps a rule and writes what it was given to ``directory``.
 
-    def __init__(self, rule):
-        self.rule, self.calls = rule, []
+    Rules run on the worker that closes each round (since the round engine of
+    issue 9), so the calls are recorded in files, not in this object.
+    """
+
+    def __init__(self, rule, directory):
+        self.rule, self.directory = rule, str(directory)
 
     def __call__(self, updates, weights):
-        self.calls.append(([{k: v.copy() for k, v in u.items()} for u in updates], list(weights)))
+        import pickle
+        import uuid
+
+        with open(f"{self.directory}/{uuid.uuid4().hex}.pkl", "wb") as file:
+            pickle.dump(([dict(u) for u in updates], list(weights)), file)
         return self.rule(updates, weights)
+
+    @property
+    def calls(self):
+        import pickle
+        from pathlib import Path
+
+        return [pickle.loads(path.read_bytes()) for path in sorted(Path(self.directory).glob("*.pkl"))]
 
 
 def test_plugin_on_every_worker_each_with_its_own_model(client, classification_data):
@@ -49,9 +64,9 @@ def test_plugin_on_every_worker_each_with_its_own_model(client, classification_d
     assert first is not second
 
 
-def test_round_aggregates_pre_round_parameters_with_unequal_weights(client, classification_data):
+def test_round_aggregates_pre_round_parameters_with_unequal_weights(client, classification_data, tmp_path):
     X, y = classification_data
-    recorder = Recording(WeightedMean())
+    recorder = Recording(WeightedMean(), tmp_path)
     coord = start(client, block_size=1000, sync=EveryNBatches(1000), aggregator=recorder)
     coord.fit(X[:4500], y[:4500])  # 5 blocks: 3 on one worker, 2 on the other
     (updates, weights), = recorder.calls[-1:]

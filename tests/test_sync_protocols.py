@@ -100,12 +100,20 @@ def test_history_records_workers_and_bytes(client, data):
     np.testing.assert_array_equal([r.version for r in coord.history], np.arange(1, len(coord.history) + 1))
 
 
+@pytest.mark.parametrize("overlap", [False, True], ids=["synchronous", "overlap"])
 @pytest.mark.parametrize("policy", [DriftThreshold(relative=100.0), EverySeconds(100)], ids=["drift", "time"])
-def test_policies_without_a_count_keep_every_worker_busy(client, data, policy):
-    """Without a block count, no worker may take the others' blocks before they start."""
+def test_policies_without_a_count_keep_every_worker_busy(client, data, policy, overlap):
+    """Without a block count, no worker may take the others' blocks before they start.
+
+    With ``overlap`` (issue 9) a worker that ends a round starts the next one
+    while the others finish theirs, so a round may hold one worker's update
+    only; each worker still trains its own half.
+    """
     X, y = data
-    coord = coordinator(client, f"busy-{type(policy).__name__}", policy)
+    coord = coordinator(client, f"busy-{type(policy).__name__}-{overlap}", policy, overlap=overlap)
     coord.fit(X[:16_000], y[:16_000])  # 32 blocks, 16 on each worker, far below max_task_blocks
     totals = [state["samples_total"] for state in coord.worker_states().values()]
     assert sorted(totals) == [8000, 8000]
-    assert all(r.n_workers == 2 for r in coord.history)
+    assert sum(r.samples for r in coord.history) == 16_000
+    if not overlap:
+        assert all(r.n_workers == 2 for r in coord.history)

@@ -1,0 +1,160 @@
+"""Scale benchmark: round cost against the number of workers and the model size.
+
+Run ``.venv/bin/python benchmarks/scale.py`` (``--workers 2 8 16``). For each
+number of workers a ``LocalCluster(n_workers=n, threads_per_worker=1)`` trains
+two models on a persisted dask array of 64-row blocks, with
+``EveryNBatches(n)``, so each round every worker trains one block:
+
+* ``small``: ``SGDClassifier``, 100 features, 2 classes (808 bytes of parameters);
+* ``large``: ``SGDClassifier``, 10,000 features, 100 classes (8 MB of parameters).
+
+Measured per configuration, overlapped (the default) and ``overlap=False``:
+round wall time (fit time / rounds), bytes through the client per round
+(``Round.client_bytes``), parameter bytes moved worker to worker, the time the
+worker that combines a round spends (``Round.combine_seconds``), and each
+worker's idle time per round (fit time minus its time in training tasks, from
+Dask's task stream). A table goes to stdout, everything to
+``benchmarks/results/scale.json``, with a least-squares projection of the
+round time to 64 and 512 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from distributed import Client, LocalCluster, get_task_stream, wait
+from sklearn.linear_model import SGDClassifier
+
+HERE = Path(__file__).resolve().parent
+BLOCK_ROWS = 64
+MODELS = {"small": (100, 2), "large": (10_000, 100)}
+GOALS = {"client_bytes_per_round": 64_000, "large_8_round_ms": 300, "small_2_idle_ms": 5}
+
+
+def data(client: Client, n_blocks: int, n_features: int, n_classes: int) -> tuple[Any, Any]:
+    rows = n_blocks * BLOCK_ROWS
+    X = da.random.RandomState(0).normal(size=(rows, n_features), chunks=(BLOCK_ROWS, n_features))
+    y = da.random.RandomState(1).randint(0, n_classes, size=rows, chunks=BLOCK_ROWS)
+    X, y = client.persist([X, y])
+    wait([X, y])
+    return X, y
+
+
+def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, overlap: bool) -> dict[str, Any]:
+    from fedplugin import EveryNBatches
+    from fedplugin.session import federated_session
+
+    estimator = SGDClassifier(random_state=0)
+    options = dict(sync=EveryNBatches(n_workers), overlap=overlap, progress=False)
+    with federated_session(client, estimator, classes=list(range(n_classes)), check_workers=False, **options) as coord:
+        with get_task_stream(client) as stream:
+            start = time.perf_counter()
+            coord.fit(X, y)
+            seconds = time.perf_counter() - start
+        history = coord.history
+    busy: dict[str, float] = {}
+    for task in stream.data:
+        if task["key"].startswith("fedplugin-train"):
+            for part in task["startstops"]:
+                if part["action"] == "compute":
+                    busy[task["worker"]] = busy.get(task["worker"], 0.0) + part["stop"] - part["start"]
+    rounds = len(history)
+    idle = [(seconds - busy.get(w, 0.0)) / rounds for w in client.scheduler_info(n_workers=-1)["workers"]]
+    return {
+        "rounds": rounds,
+        "round_ms": 1000 * seconds / rounds,
+        "client_bytes_per_round": statistics.median(r.client_bytes for r in history),
+        "worker_bytes_per_round": statistics.median(r.bytes_up + r.bytes_down for r in history),
+        "combine_ms": 1000 * statistics.median(r.combine_seconds for r in history),
+        "idle_ms_per_round_mean": 1000 * statistics.mean(idle),
+        "idle_ms_per_round_max": 1000 * max(idle),
+        "samples": sum(r.samples for r in history),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 8, 16])
+    parser.add_argument("--rounds", type=int, default=20, help="rounds per fit (small model)")
+    parser.add_argument("--large-rounds", type=int, default=6, help="rounds per fit (large model)")
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "scale.json")
+    args = parser.parse_args(argv)
+    rows = []
+    for n in args.workers:
+        with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
+            client.wait_for_workers(n)
+            for model, (n_features, n_classes) in MODELS.items():
+                rounds = args.rounds if model == "small" else args.large_rounds
+                X, y = data(client, n * rounds, n_features, n_classes)
+                measure(client, X[: n * BLOCK_ROWS], y[: n * BLOCK_ROWS], n, n_classes, True)  # warm-up
+                for overlap in (True, False):
+                    row = {"workers": n, "model": model, "overlap": overlap,
+                           **measure(client, X, y, n, n_classes, overlap)}
+                    assert row["samples"] == n * rounds * BLOCK_ROWS, "every sample exactly once"
+                    rows.append(row)
+                    print(_line(row), flush=True)
+                del X, y
+    report = {"rows": rows, "projection": _projection(rows), "goals": _goals(rows)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(_table(rows))
+    for key, value in report["projection"].items():
+        print(f"projection {key}: {value}")
+    for goal in report["goals"]:
+        print(f"goal {goal['what']} {goal['target']}: {goal['value']:,.1f} {'MET' if goal['met'] else 'NOT MET'}")
+    return report
+
+
+def _projection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Least-squares ``round_ms = a + b * workers`` per model (overlapped), at 64 and 512 workers."""
+    out = {}
+    for model in MODELS:
+        points = [(r["workers"], r["round_ms"]) for r in rows if r["model"] == model and r["overlap"]]
+        if len(points) < 2:
+            continue
+        b, a = np.polyfit(*zip(*points), 1)
+        out[model] = {"ms_fixed": a, "ms_per_worker": b, "round_ms_64": a + 64 * b, "round_ms_512": a + 512 * b}
+    return out
+
+
+def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    goals = []
+    worst = max(r["client_bytes_per_round"] for r in rows)
+    goals.append({"what": "bytes through the client per round, every size", "target": "<= 64 KB",
+                  "value": worst, "met": worst <= GOALS["client_bytes_per_round"]})
+    for r in rows:
+        if r["overlap"] and r["model"] == "large" and r["workers"] == 8:
+            goals.append({"what": "round wall time, 8 workers x 8 MB (ms)", "target": "<= 300",
+                          "value": r["round_ms"], "met": r["round_ms"] <= GOALS["large_8_round_ms"]})
+        if r["overlap"] and r["model"] == "small" and r["workers"] == 2:
+            goals.append({"what": "worker idle per round, 2 workers x 100 features (ms)", "target": "< 5",
+                          "value": r["idle_ms_per_round_max"], "met": r["idle_ms_per_round_max"] < GOALS["small_2_idle_ms"]})
+    return goals
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (f"  {r['workers']:>2} workers {r['model']:<5} overlap={r['overlap']!s:<5} round {r['round_ms']:8.1f} ms  "
+            f"client {r['client_bytes_per_round']:>8,.0f} B  combine {r['combine_ms']:6.1f} ms  "
+            f"idle {r['idle_ms_per_round_mean']:6.1f} ms (max {r['idle_ms_per_round_max']:.1f})")
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| workers | model | overlap | round ms | client bytes/round | worker-to-worker bytes/round | combine ms | idle ms/round (max) |",
+             "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['workers']} | {r['model']} | {r['overlap']} | {r['round_ms']:.1f} | {r['client_bytes_per_round']:,.0f} | "
+                     f"{r['worker_bytes_per_round']:,.0f} | {r['combine_ms']:.1f} | {r['idle_ms_per_round_mean']:.1f} ({r['idle_ms_per_round_max']:.1f}) |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

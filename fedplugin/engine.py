@@ -1,0 +1,299 @@
+"""The round engine: plan each worker's share, launch tasks, read reports, close rounds.
+
+The client conducts; it never carries parameters. For each round it launches
+training tasks (many blocks each) and reads their small
+:class:`~fedplugin.local_training.TaskReport`; when every task of a round has
+reported, it asks one worker to close the round (:mod:`fedplugin.exchange`):
+that worker pulls the updates from its peers, combines them and pushes the new
+global model to everyone.
+
+With ``overlap`` (the default) workers never wait for a round: the next
+round's tasks are queued behind the current ones (when the policy fixes the
+round's size) or launched as soon as a worker is done with a round, and the
+arriving global model is merged into the local one without losing the
+progress made meanwhile. Without ``overlap`` a round's tasks start only once
+the previous round's model is on every worker: runs are bitwise reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+import uuid
+from collections import deque
+from concurrent.futures import CancelledError
+from dataclasses import dataclass, field
+from typing import Any
+
+from distributed import as_completed
+from distributed.comm.core import CommClosedError
+from distributed.scheduler import KilledWorker
+
+from . import exchange, tasks
+from .blocks import rescatter_lost
+from .exchange import RoundSummary
+from .local_training import TaskReport
+from .queues import rebalance, requeue, shares_of, take
+from .sources import BlockSource, untrained_items
+
+logger = logging.getLogger("fedplugin")
+
+#: How often a block may be lost with its worker before ``fit`` gives up.
+MAX_ATTEMPTS = 3
+#: What a training task raises when its worker, or the data it held, died.
+WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
+
+
+@dataclass
+class OpenRound:
+    """A round whose tasks are launched and whose update is not yet combined."""
+
+    base: int
+    token: str
+    start: float
+    shares: dict[str, float]
+    counted: bool
+    pending: int = 0
+    accepting: bool = True
+    trigger: str | None = None
+    trained_by: dict[str, list] = field(default_factory=dict)
+    samples_by: dict[str, int] = field(default_factory=dict)
+    retrained: int = 0
+    handed_back: int = 0
+    score_sum: float = 0.0
+    client_bytes: int = 0
+
+
+class RoundEngine:
+    """Train every block of ``source`` through rounds, for one ``fit`` or ``fit_stream``.
+
+    Parameters
+    ----------
+    coordinator : Coordinator
+        Settings (policy, rule, overlap, ...) and the callbacks that record a
+        closed round and find the workers.
+    source : BlockSource
+        The blocks and per-worker queues.
+    bar : tqdm or None
+        Progress bar, advanced by trained rows.
+    """
+
+    def __init__(self, coordinator: Any, source: BlockSource, bar: Any = None) -> None:
+        self.coord = coordinator
+        self.client = coordinator.client
+        self.source = source
+        self.bar = bar
+        self.rounds: list[OpenRound] = []
+        self.inflight: dict[Any, tuple[OpenRound, str, list]] = {}
+        self.futures = as_completed()
+        self.attempts: dict[int, int] = {}
+        self.next_base = coordinator.version
+        policy = coordinator.policy
+        self.queue_ahead = coordinator.overlap and not policy.checks_on_workers
+
+    @property
+    def tokens(self) -> list[str]:
+        """Tokens of the open rounds (stop requests name them)."""
+        return [r.token for r in self.rounds]
+
+    def run(self) -> None:
+        """Train until every block is trained and every round combined."""
+        try:
+            self._open_rounds()
+            for future in self.futures:
+                rnd, worker, items = self.inflight.pop(future)
+                rnd.pending -= 1
+                self._collect(future, rnd, worker, items)
+                self._next_task(rnd, worker)
+                self._close_finished_rounds()
+        except BaseException:
+            self.abort()
+            raise
+        if self.rounds:  # pragma: no cover - a bug, not a user error
+            raise RuntimeError(f"rounds {[r.base for r in self.rounds]} were left open")
+
+    # ------------------------------------------------------------- launching
+    def _open_rounds(self) -> None:
+        """Open a round if none is open; with ``queue_ahead`` keep two open."""
+        depth = 2 if self.queue_ahead else 1
+        while len(self.rounds) < depth and self._open_round() is not None:
+            pass
+
+    def _open_round(self) -> OpenRound | None:
+        coord, source = self.coord, self.source
+        workers = coord._workers()
+        rebalance(source.queues, workers)
+        budget = coord.policy.blocks_per_round(len(workers))
+        source.top_up(budget or len(workers) * coord.max_task_blocks)
+        remaining = budget if budget and not source.exhausted else source.queued()
+        rnd = OpenRound(
+            base=self.next_base, token=uuid.uuid4().hex, start=time.perf_counter(),
+            shares=shares_of(budget, workers, remaining), counted=budget is not None,
+        )
+        for worker in workers:
+            self._launch(rnd, worker)
+        if rnd.pending == 0:
+            return None
+        self.rounds.append(rnd)
+        self.next_base += 1
+        return rnd
+
+    def _launch(self, rnd: OpenRound, worker: str) -> bool:
+        """Launch ``worker``'s tasks of ``rnd``: its whole share if the round is counted, else one."""
+        launched = False
+        while self._launch_one(rnd, worker):
+            launched = True
+            if not rnd.counted:
+                break
+        return launched
+
+    def _launch_one(self, rnd: OpenRound, worker: str) -> bool:
+        coord, source = self.coord, self.source
+        limit = min(rnd.shares.get(worker, 0), coord.max_task_blocks)
+        if limit <= 0:
+            return False
+        items = take(source.queues, worker, limit)
+        if not items and not source.exhausted:
+            source.top_up(int(limit))
+            items = take(source.queues, worker, limit)
+        if not items:
+            return False
+        rnd.shares[worker] -= len(items)
+        args = [(index, source.blocks[index].x, source.blocks[index].y) for _, index in items]
+        future = self.client.submit(
+            tasks.train, coord.name, rnd.token, args, coord.policy, time.perf_counter() - rnd.start, rnd.base,
+            coord.scorer, key=f"fedplugin-train-{uuid.uuid4().hex}", workers=[worker], allow_other_workers=True,
+            pure=False,
+        )
+        rnd.client_bytes += _wire_bytes(source, items)
+        rnd.pending += 1
+        self.inflight[future] = (rnd, worker, items)
+        self.futures.add(future)
+        return True
+
+    def _next_task(self, rnd: OpenRound, worker: str) -> None:
+        """Give ``worker`` its next task: more of ``rnd``, else (overlap) the next round's."""
+        if rnd.accepting and not rnd.counted and self._launch(rnd, worker):
+            return
+        if not self.coord.overlap or self.queue_ahead:
+            return
+        later = [r for r in self.rounds if r.base > rnd.base]
+        if later:
+            if not any(w == worker and r is later[0] for r, w, _ in self.inflight.values()):
+                self._launch(later[0], worker)
+        elif not rnd.accepting and rnd is self.rounds[-1]:
+            self._open_round()
+
+    # ------------------------------------------------------------- reports
+    def _collect(self, future: Any, rnd: OpenRound, worker: str, items: list) -> None:
+        try:
+            report: TaskReport = future.result()
+        except WORKER_LOST as exc:
+            self._lost(rnd, worker, items, exc)
+            return
+        rnd.client_bytes += len(pickle.dumps(report))
+        trained = items[: len(report.trained)]
+        leftover = untrained_items(items, len(report.trained))
+        if leftover:
+            rnd.handed_back += len(leftover)
+            self.source.queues.setdefault(report.worker, deque()).extendleft(reversed(leftover))
+        if report.worker != worker and worker not in self.coord._workers():
+            rnd.retrained += len(trained)  # the scheduler ran it again elsewhere after its worker died
+        if report.handed_over:
+            rnd.trained_by.setdefault(report.worker, []).extend(trained)
+            rnd.samples_by[report.worker] = rnd.samples_by.get(report.worker, 0) + report.samples
+        rnd.score_sum += report.score_sum
+        if self.bar is not None:
+            self.bar.update(report.samples)
+        if report.trigger is not None and rnd.trigger is None:
+            rnd.trigger, rnd.accepting = report.trigger, False
+            if self.coord.preempt:
+                self.coord._request_stop(rnd.token, [w for r, w, _ in self.inflight.values() if r is rnd])
+
+    def _lost(self, rnd: OpenRound, worker: str, items: list, exc: BaseException) -> None:
+        """The task's worker died: train its blocks again."""
+        logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
+        self.coord._wait_for_workers()
+        rescatter_lost(self.client, list(self.source.blocks.values()))
+        self._requeue(rnd, items)
+        if rnd.accepting:
+            busy = {w for r, w, _ in self.inflight.values() if r is rnd}
+            for idle in self.coord._workers():
+                if idle not in busy:
+                    self._launch(rnd, idle)
+
+    def _requeue(self, rnd: OpenRound, items: list) -> None:
+        for _, index in items:
+            self.attempts[index] = self.attempts.get(index, 0) + 1
+            if self.attempts[index] >= MAX_ATTEMPTS:
+                raise RuntimeError(f"block {index} was lost {MAX_ATTEMPTS} times; giving up")
+        rnd.retrained += len(items)
+        requeue(self.source.queues, self.coord._workers(), items)
+        for worker in self.coord._workers():
+            rnd.shares[worker] = rnd.shares.get(worker, 0) + len(items)
+
+    # ------------------------------------------------------------- closing
+    def _close_finished_rounds(self) -> None:
+        while self.rounds and self.rounds[0].pending == 0:
+            rnd = self.rounds.pop(0)
+            self._close(rnd)
+            if not self.rounds or self.queue_ahead:
+                self._open_rounds()
+
+    def _close(self, rnd: OpenRound) -> None:
+        everyone = self.coord._workers()
+        participants = sorted(rnd.trained_by)
+        summary = self._aggregate(rnd, participants, everyone)
+        for worker in summary.missing:  # its update died with it: train its blocks again
+            lost = rnd.trained_by.pop(worker, [])
+            rnd.samples_by.pop(worker, None)
+            self._requeue(rnd, lost)
+        done = not self.rounds and not self.source.queued() and self.source.exhausted
+        trigger = "final" if done else (rnd.trigger or "count")
+        self.coord._record_round(rnd, summary, trigger)
+        self.source.release({index for items in rnd.trained_by.values() for _, index in items})
+
+    def _aggregate(self, rnd: OpenRound, participants: list[str], everyone: list[str]) -> RoundSummary:
+        """Ask a worker to close ``rnd``; another one if it is lost on the way."""
+        candidates = [w for w in participants if w in everyone] + [w for w in everyone if w not in participants]
+        error: BaseException | None = None
+        for aggregator in candidates[:MAX_ATTEMPTS]:
+            answers = self.client.run(
+                exchange.close_round, self.coord.name, rnd.base, participants, everyone, self.coord.aggregator,
+                workers=[aggregator], on_error="return",
+            )
+            answer = answers.get(aggregator, CommClosedError(f"worker {aggregator} did not answer"))
+            if isinstance(answer, RoundSummary):
+                rnd.client_bytes += len(pickle.dumps(answer)) + len(pickle.dumps(self.coord.aggregator))
+                return answer
+            if not isinstance(answer, WORKER_LOST):
+                raise answer
+            error = answer
+        raise RuntimeError(f"no worker could close round {rnd.base}") from error
+
+    def abort(self) -> None:
+        """Stop every open round's tasks at once and wait for them to end."""
+        if self.rounds:
+            self.client.run(tasks.abort, self.coord.name, self.tokens, on_error="return")
+        for future in list(self.inflight):
+            try:
+                future.result()
+            except Exception:
+                pass
+        self.inflight.clear()
+
+
+def _wire_bytes(source: BlockSource, items: list) -> int:
+    """Bytes a task's block references cost the client to send (keys, or culled graphs)."""
+    total = 0
+    for _, index in items:
+        block = source.blocks[index]
+        if block.wire_bytes is None:
+            block.wire_bytes = len(pickle.dumps((_ref(block.x), _ref(block.y))))
+        total += block.wire_bytes
+    return total
+
+
+def _ref(part: Any) -> Any:
+    return getattr(part, "key", part)

@@ -1,0 +1,134 @@
+"""The aggregation of a round, run on a worker: updates move worker to worker.
+
+The coordinator asks one worker to close a round with
+``client.run(close_round, ..., workers=[aggregator])``. That worker, on its
+event loop (no thread slot needed, so it never waits behind a training task):
+
+1. pulls every participant's update through its ``fedplugin_handover``
+   handler (Dask's worker-to-worker comms; nothing crosses the client);
+2. combines them with :func:`~fedplugin.rounds.next_global`;
+3. stores the new global model on the scheduler (for restarting workers);
+4. pushes it to every worker through ``fedplugin_install``, as a fan-out tree
+   when there are many workers: each worker it sends to forwards the model to
+   its share of the rest.
+
+It returns a small :class:`RoundSummary`: all the client receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import store
+from .rounds import Update, next_global
+from .store import GlobalModel, params_nbytes
+
+#: Workers one worker sends a new global model to directly; the rest get it from them.
+FAN_OUT = 8
+
+
+@dataclass
+class RoundSummary:
+    """What the aggregating worker tells the coordinator about a round.
+
+    Attributes
+    ----------
+    version, rounds : int
+        The new global model's version and round count.
+    workers : list of str
+        Workers whose updates were combined.
+    excluded : list of str
+        Workers left out because their parameters were not finite.
+    missing : list of str
+        Participants whose update could not be fetched (the worker was lost):
+        their blocks must be trained again.
+    bytes_up, bytes_down : int
+        Parameter bytes pulled from the participants and pushed to the workers.
+    seconds : float
+        Time the aggregating worker spent.
+    """
+
+    version: int
+    rounds: int
+    workers: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    bytes_up: int = 0
+    bytes_down: int = 0
+    seconds: float = 0.0
+
+
+async def close_round(
+    name: str, base: int, participants: list[str], everyone: list[str], rule: Any, current: bool = False,
+    dask_worker: Any = None,
+) -> RoundSummary:
+    """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    plugin = dask_worker.plugins[name]
+    reference = plugin.global_model
+    if reference is None or reference.version != base:
+        reference = await store.worker_fetch(dask_worker, name)
+    if reference is None or reference.version != base:
+        found = None if reference is None else reference.version
+        raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
+    answers = await asyncio.gather(
+        *(_pull(dask_worker, worker, name, base, current) for worker in participants), return_exceptions=True
+    )
+    updates = [a for a in answers if isinstance(a, Update)]
+    missing = [w for w, a in zip(participants, answers) if not isinstance(a, Update) and a is not None]
+    new, excluded = next_global(reference, updates, rule, plugin.adapter)
+    payload = new.to_bytes()
+    await store.worker_put(dask_worker, name, new.version, payload)
+    sent = await broadcast(name, payload, everyone, dask_worker=dask_worker)
+    return RoundSummary(
+        version=new.version,
+        rounds=new.rounds,
+        workers=sorted(u.worker for u in updates if u.worker not in excluded),
+        excluded=excluded,
+        missing=missing,
+        bytes_up=sum(params_nbytes(u.params) for u in updates),
+        bytes_down=new.nbytes() * sent,
+        seconds=loop.time() - start,
+    )
+
+
+async def _pull(worker: Any, address: str, name: str, base: int, current: bool) -> Update | None:
+    """One participant's update for round ``base`` (``None``: it has none)."""
+    if address == worker.address:
+        payload = worker.handlers["fedplugin_handover"](name=name, base=base, current=current)
+    else:
+        payload = await worker.rpc(address).fedplugin_handover(name=name, base=base, current=current)
+    if payload is None:
+        return None
+    raw = pickle.loads(payload)
+    return Update(raw["worker"], raw["params"], raw["samples"], raw["state"])
+
+
+async def broadcast(name: str, payload: bytes, targets: list[str], dask_worker: Any = None) -> int:
+    """Install ``payload`` on every worker of ``targets`` (this one included); return how many got it.
+
+    Up to :data:`FAN_OUT` workers receive it from this one; each forwards it to
+    its slice of the others, so the sender's traffic stays bounded however
+    many workers there are. Unreachable workers are skipped: they fetch the
+    model from the store when they (re)start or next train.
+    """
+    others = [t for t in targets if t != dask_worker.address]
+    count = 0
+    if len(others) < len(targets):
+        dask_worker.handlers["fedplugin_install"](name=name, payload=payload)
+        count += 1
+    slices = [others[i::FAN_OUT] for i in range(min(FAN_OUT, len(others)))]
+    answers = await asyncio.gather(
+        *(dask_worker.rpc(part[0]).fedplugin_forward(name=name, payload=payload, targets=part) for part in slices),
+        return_exceptions=True,
+    )
+    return count + sum(a for a in answers if isinstance(a, int))
+
+
+async def forward(worker: Any, name: str, payload: bytes, targets: list[str]) -> int:
+    """The ``fedplugin_forward`` handler: install here and pass on to the rest of ``targets``."""
+    return await broadcast(name, payload, targets, dask_worker=worker)

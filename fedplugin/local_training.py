@@ -1,0 +1,108 @@
+"""One training task on one worker: blocks in order, checks between them.
+
+:func:`train_blocks` runs inside :meth:`FederatedModelPlugin.train`, with the
+plugin's lock held. It returns a :class:`TaskReport`: the small summary the
+coordinator reads. The parameters stay on the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .blocks import check_block, load_block
+from .sync import LocalStats, SyncPolicy
+
+
+@dataclass
+class TaskReport:
+    """What one training task tells the coordinator (no parameters).
+
+    Attributes
+    ----------
+    worker : str
+        Address of the worker that trained.
+    base : int
+        The round: the global version this task's update is based on.
+    trained : list of (int, int)
+        ``(block index, rows)`` for every block trained, in order; the blocks
+        after them were handed back untrained (the round ended first).
+    samples : int
+        Rows trained.
+    score_sum : float
+        With test-then-train scoring: sum over trained blocks of the block's
+        score before training times its rows.
+    trigger : str or None
+        The policy trigger that ended the task early, if any.
+    seconds : float
+        Time spent training.
+    handed_over : bool
+        False if the task was aborted before handing its update over.
+    """
+
+    worker: str
+    base: int = -1
+    trained: list[tuple[int, int]] = field(default_factory=list)
+    samples: int = 0
+    score_sum: float = 0.0
+    trigger: str | None = None
+    seconds: float = 0.0
+    handed_over: bool = True
+
+
+def train_blocks(
+    plugin: Any, token: str, blocks: list[tuple[int, Any, Any]], policy: SyncPolicy, elapsed_before: float, scorer: Any
+) -> TaskReport:
+    """Train ``plugin.model`` on ``blocks`` until they run out, a stop request or a trigger."""
+    start = time.perf_counter()
+    report = TaskReport(worker=plugin.worker.address)
+    reference = plugin.global_model.params if policy.needs_drift else None
+    reference_norm = _squared_norm(reference) if reference is not None else 0.0
+    for index, x, y in blocks:
+        if token in plugin.stop_tokens:
+            break
+        X_block, y_block = load_block(x, y)
+        check_block(index, X_block, y_block, plugin.global_model.n_features, plugin.global_model.classes)
+        if scorer is not None:
+            report.score_sum += scorer(plugin.model, X_block, y_block) * len(y_block)
+        try:
+            plugin.adapter.partial_fit(plugin.model, X_block, y_block)
+        except ValueError as exc:
+            raise ValueError(f"block {index}: {exc}") from exc
+        report.trained.append((index, len(y_block)))
+        report.samples += len(y_block)
+        plugin.samples_since_sync += len(y_block)
+        plugin.samples_total += len(y_block)
+        if plugin.incoming:
+            plugin.merge_incoming()  # a round ended meanwhile: merge, keep the progress
+            if reference is not None:
+                reference = plugin.global_model.params
+                reference_norm = _squared_norm(reference)
+        drift = _squared_distance(plugin.adapter.get_params(plugin.model), reference) if reference is not None else 0.0
+        stats = LocalStats(
+            blocks=len(report.trained),
+            samples=plugin.samples_since_sync,
+            seconds=elapsed_before + time.perf_counter() - start,
+            drift=drift,
+            reference_norm=reference_norm,
+        )
+        report.trigger = policy.check(stats)
+        if report.trigger is not None:
+            plugin.worker.log_event(
+                f"fedplugin-{plugin.name}",
+                {"worker": plugin.worker.address, "trigger": report.trigger, "token": token, "drift": float(drift)},
+            )
+            break
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _squared_norm(params: dict[str, np.ndarray]) -> float:
+    return float(sum(np.sum(np.square(value)) for value in params.values()))
+
+
+def _squared_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    return float(sum(np.sum(np.square(a[name] - b[name])) for name in b))

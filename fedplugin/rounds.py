@@ -1,0 +1,92 @@
+"""What a round computes: the next global model from the workers' updates.
+
+:func:`next_global` is a pure function: the worker that aggregates a round
+calls it, and tests call it without a cluster.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import SGDRegressor
+>>> from fedplugin.adapters import adapter_for
+>>> from fedplugin.aggregation import WeightedMean
+>>> from fedplugin.store import GlobalModel
+>>> current = GlobalModel(3, {"coef_": np.zeros(2), "intercept_": np.zeros(1)}, n_features=2)
+>>> updates = [
+...     Update("tcp://a", {"coef_": np.array([1.0, 1.0]), "intercept_": np.array([0.0])}, samples=300),
+...     Update("tcp://b", {"coef_": np.array([2.0, 4.0]), "intercept_": np.array([1.0])}, samples=100),
+... ]
+>>> new, excluded = next_global(current, updates, WeightedMean(), adapter_for(SGDRegressor()))
+>>> new.version, new.rounds, new.params["coef_"].tolist(), excluded
+(4, 1, [1.25, 1.75], [])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .store import GlobalModel
+
+
+@dataclass
+class Update:
+    """One worker's contribution to a round.
+
+    Attributes
+    ----------
+    worker : str
+        Address of the worker.
+    params : dict of str to ndarray
+        Its local parameters when it handed the update over.
+    samples : int
+        Samples it trained for this round (the weight of ``WeightedMean``).
+    state : dict
+        The adapter's scalar training state (e.g. SGD's step counter).
+    """
+
+    worker: str
+    params: dict[str, np.ndarray]
+    samples: int
+    state: dict[str, float] = field(default_factory=dict)
+
+
+def is_finite(params: dict[str, np.ndarray]) -> bool:
+    """True if every parameter value is finite."""
+    return all(bool(np.all(np.isfinite(value))) for value in params.values())
+
+
+def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter: Any) -> tuple[GlobalModel, list[str]]:
+    """Combine ``updates`` into the global model that follows ``current``.
+
+    Parameters
+    ----------
+    current : GlobalModel
+        The global model every update is based on.
+    updates : list of Update
+        One per worker that trained in the round; their order does not matter
+        (they are sorted by worker address, so the sums are the same every run).
+    rule : callable
+        The aggregation rule, ``rule(params_list, weights) -> params``.
+    adapter : ModelAdapter
+        The estimator family's adapter (exact families ignore ``rule``).
+
+    Returns
+    -------
+    GlobalModel
+        Version and round count one more than ``current``'s.
+    list of str
+        Workers left out because their parameters were not finite.
+    """
+    ordered = sorted(updates, key=lambda update: update.worker)
+    finite = [update for update in ordered if is_finite(update.params)]
+    excluded = [update.worker for update in ordered if not is_finite(update.params)]
+    params = current.params
+    if finite:
+        params = adapter.aggregate(rule, [u.params for u in finite], [u.samples for u in finite], current.params)
+        params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
+    states = [update.state for update in finite if update.state]
+    state = {key: float(np.mean([s[key] for s in states])) for key in states[0]} if states else current.extra.get("state", {})
+    new = GlobalModel(current.version + 1, params, current.n_features, current.classes, current.rounds + 1, {"state": state})
+    return new, excluded

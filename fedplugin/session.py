@@ -1,0 +1,76 @@
+"""One federated training session: register a plugin, train, clean up.
+
+:func:`federated_session` is the one place that pairs registering a plugin
+under a name with unregistering it and dropping its stored model, for
+:class:`~fedplugin.FederatedEstimator`, :class:`~fedplugin.FederatedSearch`,
+the benchmarks and the tests.
+
+Examples
+--------
+>>> from distributed import Client, LocalCluster                  # doctest: +SKIP
+>>> from sklearn.linear_model import SGDClassifier                # doctest: +SKIP
+>>> with Client(LocalCluster(n_workers=2)) as client:             # doctest: +SKIP
+...     with federated_session(client, SGDClassifier(), classes=[0, 1]) as coord:
+...         model = coord.fit(X, y).global_model()
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from distributed import Client
+
+from . import store
+from .coordinator import Coordinator
+from .deploy import register
+from .plugin import FederatedModelPlugin
+
+
+@contextmanager
+def federated_session(
+    client: Client,
+    estimator: Any,
+    *,
+    classes: Any = None,
+    name: str | None = None,
+    check_workers: bool = True,
+    **coordinator_options: Any,
+) -> Iterator[Coordinator]:
+    """Register ``estimator`` on every worker, yield its :class:`Coordinator`, then clean up.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    estimator : scikit-learn estimator
+        Unfitted estimator with ``partial_fit``.
+    classes : array-like, optional
+        All class labels, for classifiers.
+    name : str, optional
+        Plugin name; default a fresh unique one, so sessions never collide.
+    check_workers : bool, default True
+        Register with :func:`fedplugin.register`, which first checks that every
+        worker can load the plugin; ``False`` uses ``client.register_plugin``.
+    **coordinator_options
+        Passed to :class:`Coordinator` (``sync``, ``aggregator``, ...).
+
+    Yields
+    ------
+    Coordinator
+        On exit the plugin is unregistered and its stored model dropped: take
+        what you need (``coord.global_model()``, ``coord.history``) inside.
+    """
+    name = name or f"fedplugin-session-{uuid.uuid4().hex[:12]}"
+    plugin = FederatedModelPlugin(estimator, classes=classes, name=name)
+    if check_workers:
+        register(client, plugin)
+    else:
+        client.register_plugin(plugin)
+    try:
+        with Coordinator(client, plugin, **coordinator_options) as coord:
+            yield coord
+    finally:
+        client.unregister_worker_plugin(name)
+        store.drop(client, name)
