@@ -25,6 +25,7 @@ from typing import Any
 
 import dask
 from dask.delayed import Delayed
+from dask.core import flatten
 from dask.optimization import cull
 import numpy as np
 from distributed import Client, Future, wait
@@ -329,9 +330,10 @@ def _parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -
     ``split`` cuts the collection into one Delayed per block.
     """
     graph = collection.__dask_graph__()
+    keys = list(flatten(collection.__dask_keys__()))
+    if all(isinstance(graph.get(key), Future) for key in keys):
+        return [Future(key, client) for key in keys]  # persisted: no graph to optimise
     delayed_parts = split(collection)
-    if all(isinstance(graph.get(part.key), Future) for part in delayed_parts):
-        return [Future(part.key, client) for part in delayed_parts]
     if any(isinstance(value, Future) for value in dict(graph).values()):
         # Derived from persisted data: computing it inside a task would need
         # the cluster, so materialise it once, where dask places it.

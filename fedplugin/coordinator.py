@@ -342,8 +342,7 @@ class Coordinator:
         start = time.perf_counter()
         workers = self._workers()
         answers = self.client.run(
-            close_round, self.name, self.version, workers, workers, self.aggregator, True,
-            workers=workers[:1],
+            close_round, self.name, self.version, workers, self.aggregator, True, workers=workers[:1]
         )
         summary = answers[workers[0]]
         rnd = OpenRound(base=self.version, token="manual", start=start, shares={}, counted=False)
@@ -537,10 +536,10 @@ class Coordinator:
             bar.set_postfix(round=self.rounds, version=self.version)
 
     def _workers(self) -> list[str]:
-        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        workers = store.worker_addresses(self.client)
         if not workers:
             self._wait_for_workers()
-            workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+            workers = store.worker_addresses(self.client)
         return workers
 
     def _wait_for_workers(self) -> None:

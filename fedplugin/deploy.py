@@ -18,7 +18,7 @@ from distributed import Client
 from distributed.protocol.pickle import dumps, loads
 
 
-def register(client: Client, plugin: Any) -> dict[str, Any]:
+def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str, Any]:
     """Register ``plugin`` on every worker of ``client``'s cluster, or fail clearly.
 
     Parameters
@@ -27,6 +27,9 @@ def register(client: Client, plugin: Any) -> dict[str, Any]:
         Client of the cluster.
     plugin : FederatedModelPlugin
         The plugin to register (any ``WorkerPlugin`` works).
+    timeout : float, default 30
+        Seconds to wait for a first worker when the cluster has none yet (an
+        adaptive cluster scaling up, workers still starting).
 
     Returns
     -------
@@ -38,7 +41,8 @@ def register(client: Client, plugin: Any) -> dict[str, Any]:
     RuntimeError
         If the scheduler or a worker cannot load the plugin (the message names
         each and its error), or the plugin's setup fails on a worker. Nothing
-        is registered then, so no worker is left unable to restart.
+        is registered then, so no worker is left unable to restart. Also if
+        no worker joined within ``timeout``.
 
     Notes
     -----
@@ -52,6 +56,14 @@ def register(client: Client, plugin: Any) -> dict[str, Any]:
     >>> register(client, FederatedModelPlugin(SGDClassifier(), classes=[0, 1]))  # doctest: +SKIP
     """
     name = getattr(plugin, "name", None) or type(plugin).__name__
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise RuntimeError(
+            f"cannot register plugin {name!r}: the cluster at {client.scheduler.address} has no "
+            f"workers after timeout={timeout} s; start workers (e.g. `dask worker {client.scheduler.address}`) "
+            "or scale the cluster up, then register again"
+        ) from None
     payload = dumps(plugin)
     problems = _cannot_load(client, payload)
     if problems:

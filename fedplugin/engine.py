@@ -89,6 +89,7 @@ class RoundEngine:
         self.futures = as_completed()
         self.attempts: dict[int, int] = {}
         self.next_base = coordinator.version
+        self.workers = coordinator._workers()  # refreshed by every round's summary
         policy = coordinator.policy
         self.queue_ahead = coordinator.overlap and not policy.checks_on_workers
 
@@ -122,7 +123,7 @@ class RoundEngine:
 
     def _open_round(self) -> OpenRound | None:
         coord, source = self.coord, self.source
-        workers = coord._workers()
+        workers = self.workers
         rebalance(source.queues, workers)
         budget = coord.policy.blocks_per_round(len(workers))
         source.top_up(budget or len(workers) * coord.max_task_blocks)
@@ -198,7 +199,7 @@ class RoundEngine:
         if leftover:
             rnd.handed_back += len(leftover)
             self.source.queues.setdefault(report.worker, deque()).extendleft(reversed(leftover))
-        if report.worker != worker and worker not in self.coord._workers():
+        if report.worker != worker and worker not in self.coord._workers():  # rare: ask the scheduler
             rnd.retrained += len(trained)  # the scheduler ran it again elsewhere after its worker died
         if report.handed_over:
             rnd.trained_by.setdefault(report.worker, []).extend(trained)
@@ -215,11 +216,12 @@ class RoundEngine:
         """The task's worker died: train its blocks again."""
         logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
         self.coord._wait_for_workers()
+        self.workers = self.coord._workers()
         rescatter_lost(self.client, list(self.source.blocks.values()))
         self._requeue(rnd, items)
         if rnd.accepting:
             busy = {w for r, w, _ in self.inflight.values() if r is rnd}
-            for idle in self.coord._workers():
+            for idle in self.workers:
                 if idle not in busy:
                     self._launch(rnd, idle)
 
@@ -229,8 +231,8 @@ class RoundEngine:
             if self.attempts[index] >= MAX_ATTEMPTS:
                 raise RuntimeError(f"block {index} was lost {MAX_ATTEMPTS} times; giving up")
         rnd.retrained += len(items)
-        requeue(self.source.queues, self.coord._workers(), items)
-        for worker in self.coord._workers():
+        requeue(self.source.queues, self.workers, items)
+        for worker in self.workers:
             rnd.shares[worker] = rnd.shares.get(worker, 0) + len(items)
 
     # ------------------------------------------------------------- closing
@@ -242,9 +244,9 @@ class RoundEngine:
                 self._open_rounds()
 
     def _close(self, rnd: OpenRound) -> None:
-        everyone = self.coord._workers()
         participants = sorted(rnd.trained_by)
-        summary = self._aggregate(rnd, participants, everyone)
+        summary = self._aggregate(rnd, participants)
+        self.workers = summary.everyone or self.workers
         for worker in summary.missing:  # its update died with it: train its blocks again
             lost = rnd.trained_by.pop(worker, [])
             rnd.samples_by.pop(worker, None)
@@ -254,13 +256,18 @@ class RoundEngine:
         self.coord._record_round(rnd, summary, trigger)
         self.source.release({index for items in rnd.trained_by.values() for _, index in items})
 
-    def _aggregate(self, rnd: OpenRound, participants: list[str], everyone: list[str]) -> RoundSummary:
+    def _aggregate(self, rnd: OpenRound, participants: list[str]) -> RoundSummary:
         """Ask a worker to close ``rnd``; another one if it is lost on the way."""
-        candidates = [w for w in participants if w in everyone] + [w for w in everyone if w not in participants]
         error: BaseException | None = None
-        for aggregator in candidates[:MAX_ATTEMPTS]:
+        for attempt in range(MAX_ATTEMPTS):
+            known = self.workers if attempt == 0 else self.coord._workers()
+            candidates = [w for w in participants if w in known] + [w for w in known if w not in participants]
+            if not candidates:
+                self.coord._wait_for_workers()
+                continue
+            aggregator = candidates[attempt % len(candidates)]
             answers = self.client.run(
-                exchange.close_round, self.coord.name, rnd.base, participants, everyone, self.coord.aggregator,
+                exchange.close_round, self.coord.name, rnd.base, participants, self.coord.aggregator,
                 workers=[aggregator], on_error="return",
             )
             answer = answers.get(aggregator, CommClosedError(f"worker {aggregator} did not answer"))

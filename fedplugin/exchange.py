@@ -45,6 +45,8 @@ class RoundSummary:
     missing : list of str
         Participants whose update could not be fetched (the worker was lost):
         their blocks must be trained again.
+    everyone : list of str
+        The cluster's workers when the model was pushed.
     bytes_up, bytes_down : int
         Parameter bytes pulled from the participants and pushed to the workers.
     seconds : float
@@ -56,16 +58,20 @@ class RoundSummary:
     workers: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    everyone: list[str] = field(default_factory=list)
     bytes_up: int = 0
     bytes_down: int = 0
     seconds: float = 0.0
 
 
 async def close_round(
-    name: str, base: int, participants: list[str], everyone: list[str], rule: Any, current: bool = False,
-    dask_worker: Any = None,
+    name: str, base: int, participants: list[str], rule: Any, current: bool = False, dask_worker: Any = None
 ) -> RoundSummary:
-    """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``."""
+    """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``.
+
+    ``current``: a participant with no update for the round hands over its
+    model as it is now (a manual :meth:`~fedplugin.Coordinator.synchronize`).
+    """
     loop = asyncio.get_running_loop()
     start = loop.time()
     plugin = dask_worker.plugins[name]
@@ -75,9 +81,13 @@ async def close_round(
     if reference is None or reference.version != base:
         found = None if reference is None else reference.version
         raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
-    answers = await asyncio.gather(
-        *(_pull(dask_worker, worker, name, base, current) for worker in participants), return_exceptions=True
+    everyone, *answers = await asyncio.gather(
+        store.worker_addresses_from(dask_worker),
+        *(_pull(dask_worker, worker, name, base, current) for worker in participants),
+        return_exceptions=True,
     )
+    if isinstance(everyone, BaseException):
+        raise everyone
     updates = [a for a in answers if isinstance(a, Update)]
     missing = [w for w, a in zip(participants, answers) if not isinstance(a, Update) and a is not None]
     new, excluded = next_global(reference, updates, rule, plugin.adapter)
@@ -90,6 +100,7 @@ async def close_round(
         workers=sorted(u.worker for u in updates if u.worker not in excluded),
         excluded=excluded,
         missing=missing,
+        everyone=everyone,
         bytes_up=sum(params_nbytes(u.params) for u in updates),
         bytes_down=new.nbytes() * sent,
         seconds=loop.time() - start,

@@ -26,6 +26,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 STORE_NAME = "fedplugin-model-store"
 _GET = "fedplugin_store_get"
 _PUT = "fedplugin_store_put"
+_WORKERS = "fedplugin_workers"
 
 
 @dataclass
@@ -97,8 +98,14 @@ class ModelStore(SchedulerPlugin):
         self.pinned: dict[str, bytes | None] = {}
 
     async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
         scheduler.handlers[_GET] = self.get
         scheduler.handlers[_PUT] = self.put
+        scheduler.handlers[_WORKERS] = self.worker_addresses
+
+    def worker_addresses(self) -> list[str]:
+        """The addresses of the cluster's workers, sorted (a small answer, unlike ``identity``)."""
+        return sorted(self.scheduler.workers)
 
     def get(self, name: str) -> bytes | None:
         """Return the newest model stored under ``name`` as bytes, or ``None``."""
@@ -165,6 +172,15 @@ def _stored_info(name: str, dask_scheduler: Any = None) -> GlobalModel | None:
     return None if payload is None else GlobalModel.from_bytes(payload).info()
 
 
+def worker_addresses(client: Client) -> list[str]:
+    """The cluster's worker addresses, sorted, straight from the scheduler."""
+    return client.run_on_scheduler(_addresses)
+
+
+def _addresses(dask_scheduler: Any = None) -> list[str]:
+    return sorted(dask_scheduler.workers)
+
+
 def put(client: Client, model: GlobalModel, name: str, *, force: bool = False) -> int:
     """Store ``model`` under ``name`` from the client; return the stored version."""
     return client.run_on_scheduler(_scheduler_call, "put", name, model.version, model.to_bytes(), force)
@@ -195,6 +211,11 @@ async def worker_fetch(worker: Any, name: str) -> GlobalModel | None:
 async def worker_put(worker: Any, name: str, version: int, payload: bytes) -> int:
     """From a worker's event loop: store a new global model; return the stored version."""
     return await getattr(worker.scheduler, _PUT)(name=name, version=version, payload=payload)
+
+
+async def worker_addresses_from(worker: Any) -> list[str]:
+    """From a worker's event loop: the cluster's worker addresses, sorted."""
+    return await getattr(worker.scheduler, _WORKERS)()
 
 
 async def worker_ensure_store(worker: Any) -> None:

@@ -23,3 +23,27 @@ def classification_data():
 
 def params_equal(a, b):
     return a.keys() == b.keys() and all(np.allclose(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def shared_client():
+    """One 2-worker cluster (processes with nannies) for a whole test module.
+
+    Tests that use it register their plugin under a name of their own, so
+    they do not see each other's models; a cluster per test costs ~2.5 s.
+    """
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None, worker_dashboard_address=None
+    ) as cluster, Client(cluster) as client:
+        client.wait_for_workers(2)
+        yield client
+
+
+@pytest.fixture
+def unique_name(request):
+    """A plugin name unique to the test (its node id, made safe)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)

@@ -343,3 +343,22 @@ def test_register_refuses_clearly_when_a_worker_cannot_import_fedplugin(cli_clus
     client.retire_workers([cli_cluster.worker_address(client, "no-fedplugin")], close_workers=True)
     fedplugin.register(client, plugin)
     assert "clf" in client.run(lambda dask_worker: list(dask_worker.plugins))[good]
+
+
+def test_register_waits_for_a_first_worker_or_says_there_is_none():
+    """A cluster still scaling up: wait for its first worker; none at all: a clear error (issue 9)."""
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    plugin = FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name="waits")
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        with pytest.raises(RuntimeError, match="has no workers after timeout=0.5 s; start workers"):
+            fedplugin.register(client, plugin, timeout=0.5)
+        timer = threading.Timer(0.3, cluster.scale, args=(1,))
+        timer.start()
+        try:
+            answers = fedplugin.register(client, plugin, timeout=30)
+        finally:
+            timer.join()
+        assert len(answers) == 1 and all(a["status"] == "OK" for a in answers.values())

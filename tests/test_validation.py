@@ -7,16 +7,19 @@ from sklearn.linear_model import SGDClassifier
 
 from conftest import params_equal
 from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+from fedplugin.session import federated_session
 
 
 @pytest.fixture
-def trained(client, classification_data):
+def trained(shared_client, classification_data, unique_name):
+    """A fitted coordinator on the module's cluster, under a name of the test's own."""
     X, y = classification_data
-    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="clf")
-    client.register_plugin(plugin)
-    coord = Coordinator(client, plugin, block_size=1000, sync=EveryNBatches(4))
-    coord.fit(X[:6000], y[:6000])
-    return coord, X, y
+    with federated_session(
+        shared_client, SGDClassifier(random_state=0), classes=[0, 1], name=unique_name, check_workers=False,
+        block_size=1000, sync=EveryNBatches(4), progress=False,
+    ) as coord:
+        coord.fit(X[:6000], y[:6000])
+        yield coord, X, y
 
 
 def snapshot(coord):
@@ -122,14 +125,15 @@ def test_bad_epochs(trained):
             coord.fit(X[:100], y[:100], epochs=epochs)
 
 
-def test_unknown_plugin_name(client, classification_data):
-    client.register_plugin(FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name="known"))
-    with pytest.raises(ValueError, match=r"plugin name 'unknown' is not registered .*registered fedplugin plugins: \['known'\]"):
-        Coordinator(client, "unknown")
+def test_unknown_plugin_name(shared_client, unique_name):
+    shared_client.register_plugin(FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name=unique_name))
+    with pytest.raises(ValueError, match=rf"plugin name 'unknown' is not registered .*registered fedplugin plugins: \[.*'{unique_name}'.*\]"):
+        Coordinator(shared_client, "unknown")
 
 
-def test_wrong_constructor_arguments(client):
-    plugin = FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name="clf")
+def test_wrong_constructor_arguments(shared_client, unique_name):
+    client = shared_client
+    plugin = FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name=unique_name)
     client.register_plugin(plugin)
     with pytest.raises(TypeError, match="not a distributed.Client"):
         Coordinator("tcp://127.0.0.1:8786", plugin)
