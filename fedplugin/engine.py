@@ -121,7 +121,8 @@ class RoundEngine:
         while len(self.rounds) < depth and self._open_round() is not None:
             pass
 
-    def _open_round(self) -> OpenRound | None:
+    def _open_round(self, only_idle: bool = False) -> OpenRound | None:
+        """Plan and launch the next round; ``only_idle``: busy workers join it when they finish."""
         coord, source = self.coord, self.source
         workers = self.workers
         rebalance(source.queues, workers)
@@ -132,8 +133,10 @@ class RoundEngine:
             base=self.next_base, token=uuid.uuid4().hex, start=time.perf_counter(),
             shares=shares_of(budget, workers, remaining), counted=budget is not None,
         )
+        busy = {w for _, w, _ in self.inflight.values()} if only_idle else set()
         for worker in workers:
-            self._launch(rnd, worker)
+            if worker not in busy:
+                self._launch(rnd, worker)
         if rnd.pending == 0:
             return None
         self.rounds.append(rnd)
@@ -184,7 +187,9 @@ class RoundEngine:
             if not any(w == worker and r is later[0] for r, w, _ in self.inflight.values()):
                 self._launch(later[0], worker)
         elif not rnd.accepting and rnd is self.rounds[-1]:
-            self._open_round()
+            # The others are still busy with ``rnd``: launching them now would
+            # let their queued task take blocks before they are free.
+            self._open_round(only_idle=True)
 
     # ------------------------------------------------------------- reports
     def _collect(self, future: Any, rnd: OpenRound, worker: str, items: list) -> None:

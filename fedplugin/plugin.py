@@ -146,6 +146,13 @@ class FederatedModelPlugin(WorkerPlugin):
             self._adopt(model)
         return model.version
 
+    def forget(self) -> None:
+        """Drop the model (its name's stored model was dropped: a first fit failed)."""
+        with self.lock:
+            self.model = self.global_model = None
+            self.snapshots.clear()
+            self.incoming.clear()
+
     def receive(self, model: GlobalModel) -> None:
         """A round's new global model arrived: merge it now if idle, else at the next block."""
         self.incoming.append(model)
@@ -211,10 +218,15 @@ class FederatedModelPlugin(WorkerPlugin):
         if base in self.snapshots:
             params, samples = self.snapshots[base]
         elif current and self.model is not None and self.global_model is not None and self.global_model.version == base:
-            with self.lock:
+            # On the event loop: never wait for a training block.
+            if not self.lock.acquire(timeout=0.5):
+                raise RuntimeError(f"worker {self.worker.address} is training {self.name!r}; synchronize between fits")
+            try:
                 params, samples = self.adapter.get_params(self.model), self.samples_since_sync
                 self.snapshots[base] = (params, samples)
                 self.samples_since_sync = 0
+            finally:
+                self.lock.release()
         else:
             return None
         state = self.adapter.get_state(self.model) if self.model is not None else {}

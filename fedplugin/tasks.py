@@ -7,6 +7,7 @@ callbacks receive the worker as ``dask_worker``. Each is a thin call into
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from distributed import get_worker
@@ -35,18 +36,18 @@ def set_global(name: str, payload: bytes, dask_worker: Any = None) -> int:
 
 
 async def reload(name: str, dask_worker: Any = None) -> int | None:
-    """``client.run``: adopt the stored global model (none stored: forget the model)."""
+    """``client.run``: adopt the stored global model (none stored: forget the model).
+
+    Taking the plugin's lock may wait for a training block, so it happens in a
+    thread: the worker's event loop never waits for it.
+    """
     plugin = _plugin(dask_worker, name)
     model = await store.worker_fetch(dask_worker, name)
+    loop = asyncio.get_running_loop()
     if model is None:
-        if plugin.lock.acquire(timeout=5):
-            try:
-                plugin.model = plugin.global_model = None
-                plugin.snapshots.clear()
-            finally:
-                plugin.lock.release()
+        await loop.run_in_executor(None, plugin.forget)
         return None
-    return plugin.set_global(model.to_bytes())
+    return await loop.run_in_executor(None, plugin.set_global, model.to_bytes())
 
 
 def request_stop(name: str, token: str, dask_worker: Any = None) -> None:

@@ -19,6 +19,7 @@ import fedplugin.search as search_module
 from fedplugin import Coordinator, FederatedModelPlugin, Krum, Mean, Median, tasks
 from fedplugin.adapters import adapter_for
 from fedplugin.search import (
+
     CandidateSet,
     CandidateSetAdapter,
     FederatedSearch,
@@ -26,6 +27,13 @@ from fedplugin.search import (
     passive_aggressive_grid,
     split_params,
 )
+
+
+@pytest.fixture
+def client(shared_client):
+    """This module's tests share one cluster (~2.5 s saved per test); each
+    registers its plugin under a name of its own."""
+    return shared_client
 
 BLOCK = 1000
 BASE = SGDClassifier(loss="hinge", penalty=None, random_state=0)
