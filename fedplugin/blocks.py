@@ -245,8 +245,8 @@ def check_numpy(
     _check_features(X.shape[1], n_features)
     _check_finite(X, "X")
     if is_classifier:
-        check_classification_targets(y)
         if classes is None:
+            check_classification_targets(y)  # known classes make this check redundant (and it is slow)
             classes = np.unique(y)
         _check_labels(y, classes, "y")
     else:

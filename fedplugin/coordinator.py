@@ -67,11 +67,14 @@ class Coordinator:
         Rows per block when numpy input (or a stream) is split into blocks.
     max_task_blocks : int, default 64
         Most blocks one training task covers.
-    overlap : bool, default True
-        Workers keep training while a round is combined, and merge the new
-        global model into their local one when it arrives
+    overlap : {"auto", True, False}, default "auto"
+        ``True``: workers keep training while a round is combined, and merge
+        the new global model into their local one when it arrives
         (``global + (local - handed-over update)``). ``False``: strict
-        synchronous rounds, bitwise reproducible run to run.
+        synchronous rounds, bitwise reproducible run to run. ``"auto"``:
+        overlap while training tasks last at least twice as long as combining
+        a round (measured); with shorter tasks, all of a task's progress would
+        be made on a stale model, so rounds run synchronously.
     preempt : bool, default False
         When a worker ends a round (time, drift, ...): ``False`` lets the other
         workers' running tasks finish; ``True`` stops them after their current
@@ -119,7 +122,7 @@ class Coordinator:
         aggregator: Any = None,
         block_size: int = 4096,
         max_task_blocks: int = 64,
-        overlap: bool = True,
+        overlap: bool | str = "auto",
         preempt: bool = False,
         progress: bool | None = None,
         worker_timeout: float = 60.0,
@@ -135,7 +138,9 @@ class Coordinator:
         self.aggregator = as_aggregator(WeightedMean() if aggregator is None else aggregator)
         self.block_size = block_size
         self.max_task_blocks = max_task_blocks
-        self.overlap = bool(overlap)
+        if overlap not in ("auto", True, False):
+            raise ValueError(f"overlap={overlap!r} is not supported; expected 'auto', True or False")
+        self.overlap = overlap
         self.preempt = bool(preempt)
         self.progress = progress
         self.worker_timeout = worker_timeout

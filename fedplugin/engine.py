@@ -7,16 +7,24 @@ reported, it asks one worker to close the round (:mod:`fedplugin.exchange`):
 that worker pulls the updates from its peers, combines them and pushes the new
 global model to everyone.
 
-With ``overlap`` (the default) workers never wait for a round: the next
-round's tasks are queued behind the current ones (when the policy fixes the
-round's size) or launched as soon as a worker is done with a round, and the
-arriving global model is merged into the local one without losing the
-progress made meanwhile. Without ``overlap`` a round's tasks start only once
-the previous round's model is on every worker: runs are bitwise reproducible.
+With overlap, workers never wait for a round: the next round's tasks are
+queued behind the current ones (when the policy fixes the round's size) or
+launched as soon as a worker is done with a round, and the arriving global
+model is merged into the local one without losing the progress made
+meanwhile. Without overlap a round's tasks start only once the previous
+round's model is on every worker: runs are bitwise reproducible.
+
+``overlap="auto"`` (the default) overlaps only while training tasks last at
+least :data:`AUTO_OVERLAP_RATIO` times as long as combining a round takes:
+then the new global model arrives early in the next task and little progress
+is made on a stale model. With shorter tasks (tiny rounds) all of a task's
+progress would be stale, which with large learning rates costs accuracy, so
+rounds run synchronously.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 import time
@@ -41,6 +49,8 @@ logger = logging.getLogger("fedplugin")
 
 #: How often a block may be lost with its worker before ``fit`` gives up.
 MAX_ATTEMPTS = 3
+#: With ``overlap="auto"``: overlap once tasks last this many times a round's combining.
+AUTO_OVERLAP_RATIO = 2.0
 #: What a training task raises when its worker, or the data it held, died.
 WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
 
@@ -86,12 +96,30 @@ class RoundEngine:
         self.bar = bar
         self.rounds: list[OpenRound] = []
         self.inflight: dict[Any, tuple[OpenRound, str, list]] = {}
-        self.futures = as_completed()
+        self.futures = as_completed(with_results=True, raise_errors=False)
+        self.closing: tuple[OpenRound, int, str, Any] | None = None
         self.attempts: dict[int, int] = {}
         self.next_base = coordinator.version
         self.workers = coordinator._workers()  # refreshed by every round's summary
         policy = coordinator.policy
-        self.queue_ahead = coordinator.overlap and not policy.checks_on_workers
+        self.checks_on_workers = policy.checks_on_workers
+        self.task_seconds: float | None = None  # moving averages, for overlap="auto"
+        self.close_seconds: float | None = None
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether the next rounds overlap (see ``overlap="auto"``)."""
+        mode = self.coord.overlap
+        if mode != "auto":
+            return bool(mode)
+        if self.task_seconds is None or self.close_seconds is None:
+            return False  # measure one round first
+        return self.task_seconds >= AUTO_OVERLAP_RATIO * self.close_seconds
+
+    @property
+    def queue_ahead(self) -> bool:
+        """Queue the next round's tasks behind the current ones (rounds of a fixed size)."""
+        return self.overlapping and not self.checks_on_workers
 
     @property
     def tokens(self) -> list[str]:
@@ -102,17 +130,21 @@ class RoundEngine:
         """Train until every block is trained and every round combined."""
         try:
             self._open_rounds()
-            for future in self.futures:
-                rnd, worker, items = self.inflight.pop(future)
-                rnd.pending -= 1
-                self._collect(future, rnd, worker, items)
-                self._next_task(rnd, worker)
+            while True:
+                # Reports are fetched in the background as tasks finish.
+                for future, result in self.futures:
+                    rnd, worker, items = self.inflight.pop(future)
+                    rnd.pending -= 1
+                    self._collect(future, result, rnd, worker, items)
+                    self._next_task(rnd, worker)
+                    self._close_finished_rounds()
+                if self.closing is None and not self.rounds:
+                    return
+                self._finish_close(block=True)  # no task left: wait for the round being combined
                 self._close_finished_rounds()
         except BaseException:
             self.abort()
             raise
-        if self.rounds:  # pragma: no cover - a bug, not a user error
-            raise RuntimeError(f"rounds {[r.base for r in self.rounds]} were left open")
 
     # ------------------------------------------------------------- launching
     def _open_rounds(self) -> None:
@@ -180,7 +212,7 @@ class RoundEngine:
         """Give ``worker`` its next task: more of ``rnd``, else (overlap) the next round's."""
         if rnd.accepting and not rnd.counted and self._launch(rnd, worker):
             return
-        if not self.coord.overlap or self.queue_ahead:
+        if not self.overlapping or self.queue_ahead:
             return
         later = [r for r in self.rounds if r.base > rnd.base]
         if later:
@@ -192,12 +224,14 @@ class RoundEngine:
             self._open_round(only_idle=True)
 
     # ------------------------------------------------------------- reports
-    def _collect(self, future: Any, rnd: OpenRound, worker: str, items: list) -> None:
-        try:
-            report: TaskReport = future.result()
-        except WORKER_LOST as exc:
-            self._lost(rnd, worker, items, exc)
-            return
+    def _collect(self, future: Any, result: Any, rnd: OpenRound, worker: str, items: list) -> None:
+        if future.status != "finished":
+            error = result[1] if isinstance(result, tuple) else CancelledError(f"task {future.key} was cancelled")
+            if isinstance(error, WORKER_LOST):
+                self._lost(rnd, worker, items, error)
+                return
+            raise error
+        report: TaskReport = result
         rnd.client_bytes += len(pickle.dumps(report))
         trained = items[: len(report.trained)]
         leftover = untrained_items(items, len(report.trained))
@@ -210,6 +244,7 @@ class RoundEngine:
             rnd.trained_by.setdefault(report.worker, []).extend(trained)
             rnd.samples_by[report.worker] = rnd.samples_by.get(report.worker, 0) + report.samples
         rnd.score_sum += report.score_sum
+        self.task_seconds = _average(self.task_seconds, report.seconds)
         if self.bar is not None:
             self.bar.update(report.samples)
         if report.trigger is not None and rnd.trigger is None:
@@ -242,50 +277,74 @@ class RoundEngine:
 
     # ------------------------------------------------------------- closing
     def _close_finished_rounds(self) -> None:
-        while self.rounds and self.rounds[0].pending == 0:
+        """Start combining the oldest round once all its tasks reported (one at a time)."""
+        self._finish_close(block=False)
+        while self.closing is None and self.rounds and self.rounds[0].pending == 0:
             rnd = self.rounds.pop(0)
-            self._close(rnd)
-            if not self.rounds or self.queue_ahead:
-                self._open_rounds()
+            self._start_close(rnd, attempt=0)
+            if self.overlapping and (not self.rounds or self.queue_ahead):
+                self._open_rounds()  # the workers go on while the round is combined
+            self._finish_close(block=False)
 
-    def _close(self, rnd: OpenRound) -> None:
+    def _start_close(self, rnd: OpenRound, attempt: int) -> None:
+        """Ask a worker to combine ``rnd``, without waiting: the client keeps launching."""
+        known = self.workers if attempt == 0 else self.coord._workers()
         participants = sorted(rnd.trained_by)
-        summary = self._aggregate(rnd, participants)
+        candidates = [w for w in participants if w in known] + [w for w in known if w not in participants]
+        if not candidates:
+            self.coord._wait_for_workers()
+            candidates = self.coord._workers()
+        aggregator = candidates[attempt % len(candidates)]
+        call = self.client.run(
+            exchange.close_round, self.coord.name, rnd.base, participants, self.coord.aggregator,
+            workers=[aggregator], on_error="return", asynchronous=True,
+        )
+        future = asyncio.run_coroutine_threadsafe(call, self.client.loop.asyncio_loop)
+        started = time.perf_counter()
+        future.add_done_callback(lambda _: setattr(self, "last_close_seconds", time.perf_counter() - started))
+        self.closing = (rnd, attempt, aggregator, future)
+
+    def _finish_close(self, block: bool) -> None:
+        """Record the round being combined once its summary is back (``block``: wait for it)."""
+        if self.closing is None or not (block or self.closing[3].done()):
+            return
+        rnd, attempt, aggregator, call = self.closing
+        self.closing = None
+        try:
+            answer = call.result().get(aggregator, CommClosedError(f"worker {aggregator} did not answer"))
+        except Exception as exc:  # the aggregator's connection broke
+            answer = exc
+        if isinstance(answer, RoundSummary):
+            self.close_seconds = _average(self.close_seconds, getattr(self, "last_close_seconds", answer.seconds))
+            self._record(rnd, answer)
+        elif isinstance(answer, WORKER_LOST) and attempt + 1 < MAX_ATTEMPTS:
+            self._start_close(rnd, attempt + 1)  # another worker combines it
+        elif isinstance(answer, WORKER_LOST):
+            raise RuntimeError(f"no worker could combine round {rnd.base}") from answer
+        else:
+            raise answer
+
+    def _record(self, rnd: OpenRound, summary: RoundSummary) -> None:
+        rnd.client_bytes += len(pickle.dumps(summary)) + len(pickle.dumps(self.coord.aggregator))
         self.workers = summary.everyone or self.workers
         for worker in summary.missing:  # its update died with it: train its blocks again
             lost = rnd.trained_by.pop(worker, [])
             rnd.samples_by.pop(worker, None)
             self._requeue(rnd, lost)
-        done = not self.rounds and not self.source.queued() and self.source.exhausted
-        trigger = "final" if done else (rnd.trigger or "count")
-        self.coord._record_round(rnd, summary, trigger)
+        done = not self.rounds and not self.source.queued() and self.source.exhausted  # in this order: lazily
+        self.coord._record_round(rnd, summary, "final" if done else (rnd.trigger or "count"))
         self.source.release({index for items in rnd.trained_by.values() for _, index in items})
-
-    def _aggregate(self, rnd: OpenRound, participants: list[str]) -> RoundSummary:
-        """Ask a worker to close ``rnd``; another one if it is lost on the way."""
-        error: BaseException | None = None
-        for attempt in range(MAX_ATTEMPTS):
-            known = self.workers if attempt == 0 else self.coord._workers()
-            candidates = [w for w in participants if w in known] + [w for w in known if w not in participants]
-            if not candidates:
-                self.coord._wait_for_workers()
-                continue
-            aggregator = candidates[attempt % len(candidates)]
-            answers = self.client.run(
-                exchange.close_round, self.coord.name, rnd.base, participants, self.coord.aggregator,
-                workers=[aggregator], on_error="return",
-            )
-            answer = answers.get(aggregator, CommClosedError(f"worker {aggregator} did not answer"))
-            if isinstance(answer, RoundSummary):
-                rnd.client_bytes += len(pickle.dumps(answer)) + len(pickle.dumps(self.coord.aggregator))
-                return answer
-            if not isinstance(answer, WORKER_LOST):
-                raise answer
-            error = answer
-        raise RuntimeError(f"no worker could close round {rnd.base}") from error
+        if not self.rounds:
+            self._open_rounds()  # synchronous mode, requeued blocks, or more of a stream
 
     def abort(self) -> None:
-        """Stop every open round's tasks at once and wait for them to end."""
+        """Stop every open round's tasks at once and wait for them (and a round being combined) to end."""
+        if self.closing is not None:
+            try:
+                self.closing[3].result()
+            except Exception:
+                pass
+            self.closing = None
         if self.rounds:
             self.client.run(tasks.abort, self.coord.name, self.tokens, on_error="return")
         for future in list(self.inflight):
@@ -294,6 +353,11 @@ class RoundEngine:
             except Exception:
                 pass
         self.inflight.clear()
+
+
+def _average(current: float | None, value: float, weight: float = 0.3) -> float:
+    """Exponential moving average (the first value starts it)."""
+    return value if current is None else (1 - weight) * current + weight * value
 
 
 def _wire_bytes(source: BlockSource, items: list) -> int:

@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator, is_classifier
 from . import store
 from .adapters import adapter_for, fresh_copy
 from .exchange import forward
+from .rounds import is_finite
 from .local_training import TaskReport, train_blocks
 from .store import GlobalModel
 from .sync import SyncPolicy
@@ -178,8 +179,10 @@ class FederatedModelPlugin(WorkerPlugin):
         base = model.version - 1
         local = self.adapter.get_params(self.model)
         snapshot, _ = self.snapshots.pop(base, (self.global_model.params, 0))
-        if self.samples_since_sync == 0:
-            merged = model.params  # nothing learned since the handover: exactly the global
+        if self.samples_since_sync == 0 or not is_finite(local):
+            # Nothing learned since the handover, or a diverged local model
+            # (left out of the round): exactly the global model.
+            merged = model.params
         else:
             merged = self.adapter.merge(model.params, local, snapshot)
         self.adapter.set_params(self.model, copy.deepcopy(merged))

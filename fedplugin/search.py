@@ -779,7 +779,7 @@ class FederatedSearch:
         ``ValueError`` or its parameters become non-finite); it then stops
         training while the others go on, and ``fit`` warns with
         ``FitFailedWarning``. ``'raise'`` makes ``fit`` raise instead.
-    overlap : bool, default True
+    overlap : {"auto", True, False}, default "auto"
         As for :class:`~fedplugin.Coordinator`: ``False`` runs strict
         synchronous rounds, bitwise reproducible.
 
@@ -836,7 +836,7 @@ class FederatedSearch:
         epochs: int = 1,
         name: str | None = None,
         error_score: float | str = np.nan,
-        overlap: bool = True,
+        overlap: bool | str = "auto",
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")

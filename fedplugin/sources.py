@@ -52,7 +52,9 @@ class StreamSource(BlockSource):
 
     @property
     def exhausted(self) -> bool:
-        return self.feeder.exhausted
+        # Reads one batch ahead when none is pending: the end of a stream is
+        # only known by trying to read past it.
+        return self.feeder.exhausted or self.feeder.peek() is None
 
     def top_up(self, target: int) -> None:
         # Backpressure counts every block the client still holds: queued,

@@ -52,7 +52,8 @@ def test_fit_stream_backpressure(client, data):
     method; it now reads the public history from inside the generator.)
     """
     X, y = data
-    coord = coordinator(client, sync=EveryNBatches(4), block_size=500)
+    # overlap=True: rounds in flight while the stream is read, where a leak would show
+    coord = coordinator(client, sync=EveryNBatches(4), block_size=500, overlap=True)
     ahead = []
 
     def stream():

@@ -222,3 +222,24 @@ def test_small_stream_batches_are_coalesced_into_blocks(shared_client, data, uni
             coord.fit_stream((X[i:i + 100], y[i:i + 100]) for i in range(0, len(y), 100))
         assert sum(r.samples for r in coord.history) == 5_700
         assert sum(r.blocks for r in coord.history) == 6, "5 blocks of 1,000 rows, then the 700 rows before the bad batch"
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlap", "synchronous"])
+def test_pipelined_rounds_lose_and_repeat_nothing_exactly(shared_client, unique_name, overlap):
+    """Counts add up exactly, so any update merged twice or lost would show.
+
+    A round every block (240 rounds) keeps two rounds in flight and merges
+    every global model into a worker that has trained on since its handover.
+    """
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 5, size=(30_000, 6)).astype(float), rng.integers(0, 3, size=30_000)
+    with federated_session(
+        shared_client, MultinomialNB(), classes=[0, 1, 2], name=unique_name, check_workers=False,
+        sync=EveryNBatches(1), block_size=250, overlap=overlap, progress=False,
+    ) as coord:
+        coord.fit_stream((X[i:i + 250], y[i:i + 250]) for i in range(0, len(y), 250))
+        coord.fit(X, y)
+        model = coord.global_model()
+        assert len(coord.history) == 240
+    np.testing.assert_array_equal(model.feature_count_, np.stack([2 * X[y == c].sum(0) for c in range(3)]))
+    np.testing.assert_array_equal(model.class_count_, [2 * np.sum(y == c) for c in range(3)])
