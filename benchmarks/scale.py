@@ -8,7 +8,7 @@ two models on a persisted dask array of 64-row blocks, with
 * ``small``: ``SGDClassifier``, 100 features, 2 classes (808 bytes of parameters);
 * ``large``: ``SGDClassifier``, 10,000 features, 100 classes (8 MB of parameters).
 
-Measured per configuration, overlapped (the default) and ``overlap=False``:
+Measured per configuration, with ``overlap=True``, ``"auto"`` (the default) and ``False``:
 round wall time (fit time / rounds), bytes through the client per round
 (``Round.client_bytes``), parameter bytes moved worker to worker, the time the
 worker that combines a round spends (``Round.combine_seconds``), and each
@@ -49,7 +49,7 @@ def data(client: Client, n_blocks: int, n_features: int, n_classes: int) -> tupl
     return X, y
 
 
-def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, overlap: bool) -> dict[str, Any]:
+def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, overlap: Any) -> dict[str, Any]:
     from fedplugin import EveryNBatches
     from fedplugin.session import federated_session
 
@@ -63,7 +63,7 @@ def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, over
         history = coord.history
     busy: dict[str, float] = {}
     for task in stream.data:
-        if task["key"].startswith("fedplugin-train"):
+        if str(task["key"]).startswith("fedplugin-train"):
             for part in task["startstops"]:
                 if part["action"] == "compute":
                     busy[task["worker"]] = busy.get(task["worker"], 0.0) + part["stop"] - part["start"]
@@ -75,6 +75,9 @@ def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, over
         "client_bytes_per_round": statistics.median(r.client_bytes for r in history),
         "worker_bytes_per_round": statistics.median(r.bytes_up + r.bytes_down for r in history),
         "combine_ms": 1000 * statistics.median(r.combine_seconds for r in history),
+        "pull_ms": 1000 * statistics.median(r.pull_seconds for r in history),
+        "compute_ms": 1000 * statistics.median(r.compute_seconds for r in history),
+        "push_ms": 1000 * statistics.median(r.push_seconds for r in history),
         "idle_ms_per_round_mean": 1000 * statistics.mean(idle),
         "idle_ms_per_round_max": 1000 * max(idle),
         "samples": sum(r.samples for r in history),
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 rounds = args.rounds if model == "small" else args.large_rounds
                 X, y = data(client, n * rounds, n_features, n_classes)
                 measure(client, X[: n * BLOCK_ROWS], y[: n * BLOCK_ROWS], n, n_classes, True)  # warm-up
-                for overlap in (True, False):
+                for overlap in (True, "auto", False):
                     row = {"workers": n, "model": model, "overlap": overlap,
                            **measure(client, X, y, n, n_classes, overlap)}
                     assert row["samples"] == n * rounds * BLOCK_ROWS, "every sample exactly once"
@@ -118,7 +121,7 @@ def _projection(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Least-squares ``round_ms = a + b * workers`` per model (overlapped), at 64 and 512 workers."""
     out = {}
     for model in MODELS:
-        points = [(r["workers"], r["round_ms"]) for r in rows if r["model"] == model and r["overlap"]]
+        points = [(r["workers"], r["round_ms"]) for r in rows if r["model"] == model and r["overlap"] is True]
         if len(points) < 2:
             continue
         b, a = np.polyfit(*zip(*points), 1)
@@ -132,10 +135,10 @@ def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     goals.append({"what": "bytes through the client per round, every size", "target": "<= 64 KB",
                   "value": worst, "met": worst <= GOALS["client_bytes_per_round"]})
     for r in rows:
-        if r["overlap"] and r["model"] == "large" and r["workers"] == 8:
+        if r["overlap"] is True and r["model"] == "large" and r["workers"] == 8:
             goals.append({"what": "round wall time, 8 workers x 8 MB (ms)", "target": "<= 300",
                           "value": r["round_ms"], "met": r["round_ms"] <= GOALS["large_8_round_ms"]})
-        if r["overlap"] and r["model"] == "small" and r["workers"] == 2:
+        if r["overlap"] is True and r["model"] == "small" and r["workers"] == 2:
             goals.append({"what": "worker idle per round, 2 workers x 100 features (ms)", "target": "< 5",
                           "value": r["idle_ms_per_round_max"], "met": r["idle_ms_per_round_max"] < GOALS["small_2_idle_ms"]})
     return goals
@@ -143,16 +146,19 @@ def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _line(r: dict[str, Any]) -> str:
     return (f"  {r['workers']:>2} workers {r['model']:<5} overlap={r['overlap']!s:<5} round {r['round_ms']:8.1f} ms  "
-            f"client {r['client_bytes_per_round']:>8,.0f} B  combine {r['combine_ms']:6.1f} ms  "
+            f"client {r['client_bytes_per_round']:>8,.0f} B  combine {r['combine_ms']:6.1f} ms "
+            f"(pull {r['pull_ms']:.1f}, compute {r['compute_ms']:.1f}, push {r['push_ms']:.1f})  "
             f"idle {r['idle_ms_per_round_mean']:6.1f} ms (max {r['idle_ms_per_round_max']:.1f})")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| workers | model | overlap | round ms | client bytes/round | worker-to-worker bytes/round | combine ms | idle ms/round (max) |",
+    lines = ["| workers | model | overlap | round ms | client bytes/round | worker-to-worker bytes/round "
+             "| combine ms (pull / compute / push) | idle ms/round (max) |",
              "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r['workers']} | {r['model']} | {r['overlap']} | {r['round_ms']:.1f} | {r['client_bytes_per_round']:,.0f} | "
-                     f"{r['worker_bytes_per_round']:,.0f} | {r['combine_ms']:.1f} | {r['idle_ms_per_round_mean']:.1f} ({r['idle_ms_per_round_max']:.1f}) |")
+                     f"{r['worker_bytes_per_round']:,.0f} | {r['combine_ms']:.1f} ({r['pull_ms']:.1f} / {r['compute_ms']:.1f} / "
+                     f"{r['push_ms']:.1f}) | {r['idle_ms_per_round_mean']:.1f} ({r['idle_ms_per_round_max']:.1f}) |")
     return "\n".join(lines)
 
 

@@ -532,6 +532,8 @@ class Coordinator:
                 excluded_workers=tuple(summary.excluded), seconds=time.perf_counter() - rnd.start,
                 bytes_up=summary.bytes_up, bytes_down=summary.bytes_down, version=summary.version,
                 metrics=metrics, client_bytes=rnd.client_bytes, combine_seconds=summary.seconds,
+                pull_seconds=summary.pull_seconds, compute_seconds=summary.combine_seconds,
+                push_seconds=summary.push_seconds,
             )
         )
         self._autosave()

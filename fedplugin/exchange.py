@@ -18,9 +18,10 @@ It returns a small :class:`RoundSummary`: all the client receives.
 from __future__ import annotations
 
 import asyncio
-import pickle
 from dataclasses import dataclass, field
 from typing import Any
+
+from distributed.protocol import Serialize, to_serialize
 
 from . import store
 from .rounds import Update, next_global
@@ -50,7 +51,9 @@ class RoundSummary:
     bytes_up, bytes_down : int
         Parameter bytes pulled from the participants and pushed to the workers.
     seconds : float
-        Time the aggregating worker spent.
+        Time the aggregating worker spent, of which ``pull_seconds`` fetching
+        the updates, ``combine_seconds`` computing the new model and
+        ``push_seconds`` storing it and pushing it to every worker.
     """
 
     version: int
@@ -62,6 +65,9 @@ class RoundSummary:
     bytes_up: int = 0
     bytes_down: int = 0
     seconds: float = 0.0
+    pull_seconds: float = 0.0
+    combine_seconds: float = 0.0
+    push_seconds: float = 0.0
 
 
 async def close_round(
@@ -89,11 +95,21 @@ async def close_round(
     if isinstance(everyone, BaseException):
         raise everyone
     updates = [a for a in answers if isinstance(a, Update)]
-    missing = [w for w, a in zip(participants, answers) if not isinstance(a, Update) and a is not None]
-    new, excluded = next_global(reference, updates, rule, plugin.adapter)
-    payload = new.to_bytes()
-    await store.worker_put(dask_worker, name, new.version, payload)
-    sent = await broadcast(name, payload, everyone, dask_worker=dask_worker)
+    # A participant that cannot be reached was lost: its blocks are trained again.
+    # Any other failure is a bug or a user error: it must not be retried quietly.
+    missing = [w for w, a in zip(participants, answers) if isinstance(a, OSError)]
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, OSError):
+            raise answer
+    pulled = loop.time()
+    # Combining a large model takes a while: in a thread, so this event loop
+    # keeps answering (numpy releases the GIL for the arithmetic).
+    new, excluded, payload = await loop.run_in_executor(None, _combine, reference, updates, rule, plugin.adapter)
+    combined = loop.time()
+    _, sent = await asyncio.gather(
+        store.worker_put(dask_worker, name, new.version, payload),
+        broadcast(name, new, everyone, dask_worker=dask_worker),
+    )
     return RoundSummary(
         version=new.version,
         rounds=new.rounds,
@@ -104,23 +120,30 @@ async def close_round(
         bytes_up=sum(params_nbytes(u.params) for u in updates),
         bytes_down=new.nbytes() * sent,
         seconds=loop.time() - start,
+        pull_seconds=pulled - start,
+        combine_seconds=combined - pulled,
+        push_seconds=loop.time() - combined,
     )
+
+
+def _combine(reference: GlobalModel, updates: list[Update], rule: Any, adapter: Any) -> tuple[GlobalModel, list[str], bytes]:
+    new, excluded = next_global(reference, updates, rule, adapter)
+    return new, excluded, new.to_bytes()
 
 
 async def _pull(worker: Any, address: str, name: str, base: int, current: bool) -> Update | None:
     """One participant's update for round ``base`` (``None``: it has none)."""
-    if address == worker.address:
-        payload = worker.handlers["fedplugin_handover"](name=name, base=base, current=current)
+    if address == worker.address:  # no need to pickle what is already here
+        raw = worker.plugins[name].update_for(base, current)
     else:
-        payload = await worker.rpc(address).fedplugin_handover(name=name, base=base, current=current)
-    if payload is None:
+        raw = _unwrap(await worker.rpc(address).fedplugin_handover(name=name, base=base, current=current))
+    if raw is None:
         return None
-    raw = pickle.loads(payload)
     return Update(raw["worker"], raw["params"], raw["samples"], raw["state"])
 
 
-async def broadcast(name: str, payload: bytes, targets: list[str], dask_worker: Any = None) -> int:
-    """Install ``payload`` on every worker of ``targets`` (this one included); return how many got it.
+async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_worker: Any = None) -> int:
+    """Install ``model`` on every worker of ``targets`` (this one included); return how many got it.
 
     Up to :data:`FAN_OUT` workers receive it from this one; each forwards it to
     its slice of the others, so the sender's traffic stays bounded however
@@ -130,16 +153,22 @@ async def broadcast(name: str, payload: bytes, targets: list[str], dask_worker: 
     others = [t for t in targets if t != dask_worker.address]
     count = 0
     if len(others) < len(targets):
-        dask_worker.handlers["fedplugin_install"](name=name, payload=payload)
+        dask_worker.plugins[name].receive(model)
         count += 1
     slices = [others[i::FAN_OUT] for i in range(min(FAN_OUT, len(others)))]
     answers = await asyncio.gather(
-        *(dask_worker.rpc(part[0]).fedplugin_forward(name=name, payload=payload, targets=part) for part in slices),
+        # to_serialize: the arrays travel as zero-copy frames, not inside a pickle
+        *(dask_worker.rpc(part[0]).fedplugin_forward(name=name, model=to_serialize(model), targets=part) for part in slices),
         return_exceptions=True,
     )
     return count + sum(a for a in answers if isinstance(a, int))
 
 
-async def forward(worker: Any, name: str, payload: bytes, targets: list[str]) -> int:
+async def forward(worker: Any, name: str, model: GlobalModel, targets: list[str]) -> int:
     """The ``fedplugin_forward`` handler: install here and pass on to the rest of ``targets``."""
-    return await broadcast(name, payload, targets, dask_worker=worker)
+    return await broadcast(name, _unwrap(model), targets, dask_worker=worker)
+
+
+def _unwrap(value: Any) -> Any:
+    """In-process comms (``processes=False`` clusters) hand over the wrapper itself."""
+    return value.data if isinstance(value, Serialize) else value

@@ -52,8 +52,10 @@ class Round:
         Bytes that crossed the client for the round: task messages, the
         workers' reports and the round summary (parameters never do).
     combine_seconds : float
-        Time the worker that combined the round spent pulling, combining and
-        pushing the model.
+        Time the worker that combined the round spent on it: ``pull_seconds``
+        fetching the updates from the workers, ``compute_seconds`` computing
+        the new global model, ``push_seconds`` storing it on the scheduler and
+        pushing it to every worker.
     """
 
     round: int
@@ -73,6 +75,9 @@ class Round:
     metrics: dict[str, Any] = field(default_factory=dict)
     client_bytes: int = 0
     combine_seconds: float = 0.0
+    pull_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    push_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import pickle
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 from distributed import rejoin, secede
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.protocol import to_serialize
 from sklearn.base import BaseEstimator, is_classifier
 
 from . import store
@@ -120,8 +120,7 @@ class FederatedModelPlugin(WorkerPlugin):
         self.stop_tokens: set[str] = set()
         self.abort_tokens: set[str] = set()
         self.restored_at: float | None = None
-        for op, handler in (("fedplugin_handover", _handover), ("fedplugin_install", _install)):
-            worker.handlers[op] = _dispatch(worker, handler, op)
+        worker.handlers["fedplugin_handover"] = _dispatch(worker, _handover, "fedplugin_handover")
         worker.handlers["fedplugin_forward"] = _forwarder(worker)
         # The store usually exists already (the Coordinator registers it); making
         # sure here keeps setup independent of who came first.
@@ -374,21 +373,16 @@ def _dispatch(worker: Any, handler: Any, op: str) -> Any:
 
 
 def _forwarder(worker: Any) -> Any:
-    async def fedplugin_forward(name: str, payload: bytes, targets: list[str]) -> int:
-        return await forward(worker, name, payload, targets)
+    async def fedplugin_forward(name: str, model: GlobalModel, targets: list[str]) -> int:
+        return await forward(worker, name, model, targets)
 
     return fedplugin_forward
 
 
-def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False) -> bytes | None:
+def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False) -> Any:
     update = plugin.update_for(base, current)
-    return None if update is None else pickle.dumps(update, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _install(plugin: FederatedModelPlugin, payload: bytes) -> int:
-    model = GlobalModel.from_bytes(payload)
-    plugin.receive(model)
-    return model.version
+    # to_serialize: the arrays travel as zero-copy frames, not inside a pickle
+    return None if update is None else to_serialize(update)
 
 
 def _same_classes(a: np.ndarray | None, b: np.ndarray | None) -> bool:
