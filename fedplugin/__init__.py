@@ -16,6 +16,7 @@ from .history import Round
 from .plotting import plot_history
 from .plugin import FederatedModelPlugin
 from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
+from .session import federated_session
 from .store import GlobalModel, ModelStore
 from .sync import AnyOf, DriftThreshold, EveryNBatches, EverySeconds, LocalStats, SyncPolicy
 
@@ -35,6 +36,7 @@ __all__ = [
     "FederatedEstimator",
     "FederatedModelPlugin",
     "FederatedSearch",
+    "federated_session",
     "GlobalModel",
     "Krum",
     "LocalStats",

@@ -27,18 +27,17 @@ import numpy as np
 from distributed import Client
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_scalar
 
 from . import store, tasks
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpointing import CheckpointMixin
 from .engine import OpenRound, RoundEngine
 from .exchange import RoundSummary, close_round
 from .history import Round
 from .plugin import FederatedModelPlugin
-from .predicting import apply_dask, is_dask, score_dask
+from .global_model import GlobalModelMixin
 from .sources import BlockSource, StreamSource
 from .store import GlobalModel
 from .stream import StreamFeeder
@@ -47,7 +46,7 @@ from .sync import SyncPolicy, as_policy
 logger = logging.getLogger("fedplugin")
 
 
-class Coordinator:
+class Coordinator(GlobalModelMixin, CheckpointMixin):
     """Train one federated model on a Dask cluster, round by round.
 
     Parameters
@@ -275,58 +274,6 @@ class Coordinator:
             raise feed.error
         return self
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the global model, history and estimator to a checkpoint directory.
-
-        Parameters
-        ----------
-        path : str or path-like, optional
-            Where to write; defaults to the ``checkpoint`` given at construction.
-
-        Returns
-        -------
-        Path
-            The checkpoint directory, for :meth:`resume` or
-            :func:`fedplugin.checkpoint.load_checkpoint`.
-        """
-        self._check_fitted()
-        path = self.checkpoint if path is None else Path(path)
-        if path is None:
-            raise ValueError("path=None and no checkpoint= was given; expected a directory to write")
-        return save_checkpoint(path, store.fetch(self.client, self.name), self.history, self.estimator, name=self.name)
-
-    @classmethod
-    def resume(
-        cls, client: Client, plugin: FederatedModelPlugin | str, path: str | os.PathLike, **kwargs: Any
-    ) -> Coordinator:
-        """A coordinator that carries on from the checkpoint at ``path``.
-
-        The checkpoint's global model is published to the scheduler's store and
-        every worker (replacing whatever model the plugin holds), and the
-        history and sample count continue from it. ``kwargs`` go to the
-        constructor; ``checkpoint`` defaults to ``path``, so the resumed run
-        keeps checkpointing there (pass ``checkpoint=None`` to stop).
-
-        Raises
-        ------
-        ValueError
-            If ``path`` holds no readable checkpoint, or one whose estimator,
-            features or classes do not fit ``plugin``.
-        """
-        saved = load_checkpoint(path)
-        kwargs.setdefault("checkpoint", path)
-        coord = cls(client, plugin, **kwargs)
-        try:
-            saved.check_fits(coord.estimator, coord.classes, coord.adapter, path, coord.name)
-            # force: the store may hold a newer version of another run under this name
-            coord._publish(saved.global_model, force=True)
-            coord.history = list(saved.history)
-            coord._total_samples = saved.total_samples
-        except BaseException:
-            coord.close()
-            raise
-        return coord
-
     def close(self) -> None:
         """Stop listening to the workers' signals (the model stays on the cluster)."""
         self.client.unsubscribe_topic(f"fedplugin-{self.name}")
@@ -369,10 +316,6 @@ class Coordinator:
         self._autosave()
         return self.version
 
-    def global_model(self) -> BaseEstimator:
-        """A copy of the global model: a plain fitted scikit-learn estimator."""
-        return _copy(self._cached_global())
-
     def local_models(self) -> dict[str, BaseEstimator]:
         """Copies of every worker's local model, by worker address."""
         return self.client.run(tasks.local_model, self.name)
@@ -380,35 +323,6 @@ class Coordinator:
     def worker_states(self) -> dict[str, dict[str, Any]]:
         """Each worker's model version, parameters and sample counters."""
         return self.client.run(tasks.state, self.name)
-
-    def predict(self, X: Any, *, model: str = "global") -> Any:
-        """Label ``X``: numpy in, numpy out; dask in, dask out.
-
-        Parameters
-        ----------
-        X : array-like or dask array / dataframe
-            Labelled on the client with the global model (fetched once per
-            version), or block by block where a dask collection lives.
-        model : {"global", "local"}
-            ``"local"`` labels a numpy batch on one worker with its own local model.
-        """
-        return self._apply("predict", X, model)
-
-    def predict_proba(self, X: Any, *, model: str = "global") -> Any:
-        """Class probabilities, where the estimator has them (see :meth:`predict`)."""
-        return self._apply("predict_proba", X, model)
-
-    def decision_function(self, X: Any, *, model: str = "global") -> Any:
-        """Decision function, where the estimator has it (see :meth:`predict`)."""
-        return self._apply("decision_function", X, model)
-
-    def score(self, X: Any, y: Any) -> float:
-        """The global model's ``score``: accuracy (classifiers), R² (regressors), or the
-        estimator's own score (e.g. negative inertia for k-means)."""
-        model = self._cached_global()
-        if is_dask(X):
-            return score_dask(model, X, y)
-        return float(model.score(np.asarray(X), np.asarray(y)))
 
     async def _on_signal(self, event: tuple[float, dict[str, Any]]) -> None:
         """A worker ended the round: with ``preempt``, stop the others' tasks now.
@@ -492,11 +406,6 @@ class Coordinator:
 
         return guard()
 
-    def _autosave(self) -> None:
-        """Keep the ``checkpoint`` directory in step with the global model."""
-        if self.checkpoint is not None and self._global is not None:
-            self.save()
-
     def _check_fitted(self) -> None:
         if self._global is None:
             raise NotFittedError(f"plugin {self.name!r} has no global model yet; call fit first")
@@ -573,45 +482,8 @@ class Coordinator:
 
         return Bar(total=total, unit="samples", unit_scale=True, desc=f"fedplugin {self.name}")
 
-    # ------------------------------------------------------------ predicting
-    def _build(self, model: GlobalModel) -> BaseEstimator:
-        estimator = self.adapter.initialize(self.estimator, model.n_features, model.classes)
-        self.adapter.set_params(estimator, _copy(model.params))
-        return estimator
-
-    def _cached_global(self) -> BaseEstimator:
-        """The global model as an estimator, fetched from the store once per version."""
-        self._check_fitted()
-        if self._cache is None or self._cache[0] != self.version:
-            self._cache = (self.version, self._build(store.fetch(self.client, self.name)))
-        return self._cache[1]
-
-    def _apply(self, method: str, X: Any, model: str) -> Any:
-        if model not in ("global", "local"):
-            raise ValueError(f"model={model!r} is not supported; expected 'global' or 'local'")
-        self._check_fitted()
-        if not hasattr(self.estimator, method):
-            raise AttributeError(f"{type(self.estimator).__name__} has no {method}")
-        if is_dask(X):
-            if model == "local":
-                raise ValueError("model='local' labels numpy batches on one worker; pass a numpy array")
-            return apply_dask(self._cached_global(), method, X)
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self.n_features})")
-        if model == "global":
-            return getattr(self._cached_global(), method)(X)
-        worker = self._workers()[0]
-        return self.client.run(tasks.predict_local, self.name, X, method, workers=[worker])[worker]
-
 
 # ------------------------------------------------------------------- helpers
-def _copy(value: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(value)
-
-
 def _check_int(value: Any, name: str) -> None:
     """An int >= 1, or a ValueError naming it (bools are not ints here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

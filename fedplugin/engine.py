@@ -51,6 +51,8 @@ logger = logging.getLogger("fedplugin")
 MAX_ATTEMPTS = 3
 #: With ``overlap="auto"``: overlap once tasks last this many times a round's combining.
 AUTO_OVERLAP_RATIO = 2.0
+#: Seconds a round's combining is assumed to take until one is measured.
+AUTO_FIRST_CLOSE_SECONDS = 0.02
 #: What a training task raises when its worker, or the data it held, died.
 WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
 
@@ -112,9 +114,10 @@ class RoundEngine:
         mode = self.coord.overlap
         if mode != "auto":
             return bool(mode)
-        if self.task_seconds is None or self.close_seconds is None:
-            return False  # measure one round first
-        return self.task_seconds >= AUTO_OVERLAP_RATIO * self.close_seconds
+        if self.task_seconds is None:
+            return False  # measure one task first
+        close = AUTO_FIRST_CLOSE_SECONDS if self.close_seconds is None else self.close_seconds
+        return self.task_seconds >= AUTO_OVERLAP_RATIO * close
 
     @property
     def queue_ahead(self) -> bool:

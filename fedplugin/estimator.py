@@ -20,7 +20,6 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .adapters import adapter_for, fresh_copy
-from .deploy import register
 from .session import federated_session
 from .predicting import apply_dask, is_dask, score_dask
 from .store import GlobalModel

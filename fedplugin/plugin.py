@@ -117,6 +117,7 @@ class FederatedModelPlugin(WorkerPlugin):
         self.incoming: list[GlobalModel] = []
         self.samples_since_sync = 0
         self.samples_total = 0
+        self.training_seconds = 0.0
         self.stop_tokens: set[str] = set()
         self.abort_tokens: set[str] = set()
         self.restored_at: float | None = None
@@ -279,6 +280,7 @@ class FederatedModelPlugin(WorkerPlugin):
                 "params": None if self.model is None else self.adapter.get_params(self.model),
                 "samples_since_sync": self.samples_since_sync,
                 "samples_total": self.samples_total,
+                "training_seconds": self.training_seconds,
                 "restored_at": self.restored_at,
             }
 
@@ -333,6 +335,7 @@ class FederatedModelPlugin(WorkerPlugin):
                 )
             base = self.global_model.version if base is None else base
             report = train_blocks(self, token, blocks, policy, elapsed_before, scorer)
+            self.training_seconds += report.seconds
             report.base = base
             if self.global_model.version >= base:
                 self.hand_over(base, report.samples)

@@ -7,11 +7,16 @@ the benchmarks and the tests.
 
 Examples
 --------
->>> from distributed import Client, LocalCluster                  # doctest: +SKIP
->>> from sklearn.linear_model import SGDClassifier                # doctest: +SKIP
->>> with Client(LocalCluster(n_workers=2)) as client:             # doctest: +SKIP
-...     with federated_session(client, SGDClassifier(), classes=[0, 1]) as coord:
+>>> from distributed import Client, LocalCluster
+>>> from sklearn.datasets import make_classification
+>>> from sklearn.linear_model import SGDClassifier
+>>> X, y = make_classification(n_samples=4000, random_state=0)
+>>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+...     with federated_session(client, SGDClassifier(random_state=0), classes=[0, 1], block_size=500) as coord:
 ...         model = coord.fit(X, y).global_model()
+...         rounds = len(coord.history)
+>>> type(model).__name__, rounds
+('SGDClassifier', 1)
 """
 
 from __future__ import annotations

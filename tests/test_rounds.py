@@ -7,7 +7,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.naive_bayes import GaussianNB, MultinomialNB
 
-from fedplugin import Coordinator, DriftThreshold, EveryNBatches, FederatedModelPlugin, Mean, WeightedMean, store
+from fedplugin import DriftThreshold, EveryNBatches, Mean, WeightedMean, store
 from fedplugin.adapters import adapter_for
 from fedplugin.rounds import Update, next_global
 from fedplugin.session import federated_session
