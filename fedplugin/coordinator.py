@@ -245,7 +245,9 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         Raises
         ------
         ValueError, TypeError
-            For a bad batch, after training every batch before it.
+            For a bad batch, after training every batch before it. Any other
+            error (a failing task, an interrupt) rolls the model and history
+            back to where they were before the call, as in :meth:`fit`.
         """
         n_workers = len(self._workers())
         budget = self.policy.blocks_per_round(n_workers)
@@ -265,11 +267,12 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         first = feed.peek()
         if first is None:
             raise ValueError("the stream is empty; expected at least one (X, y) batch")
-        if self._global is None:
-            self._initialize(np.asarray(first[0]).shape[1], classes)
-            feed.n_features = self._global.n_features
-        self._ensure_workers_current()
-        self._run(StreamSource(feed, self._workers()), None)
+        with self._rollback_on_error():
+            if self._global is None:
+                self._initialize(np.asarray(first[0]).shape[1], classes)
+                feed.n_features = self._global.n_features
+            self._ensure_workers_current()
+            self._run(StreamSource(feed, self._workers()), None)
         if feed.error is not None:
             raise feed.error
         return self

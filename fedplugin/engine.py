@@ -34,7 +34,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from distributed import as_completed
+from distributed import as_completed, wait
 from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
@@ -53,6 +53,8 @@ MAX_ATTEMPTS = 3
 AUTO_OVERLAP_RATIO = 2.0
 #: Seconds a round's combining is assumed to take until one is measured.
 AUTO_FIRST_CLOSE_SECONDS = 0.02
+#: Seconds a failed fit waits for its aborted tasks before cancelling them.
+ABORT_WAIT_SECONDS = 30.0
 #: What a training task raises when its worker, or the data it held, died.
 WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
 
@@ -139,6 +141,9 @@ class RoundEngine:
                     rnd, worker, items = self.inflight.pop(future)
                     rnd.pending -= 1
                     self._collect(future, result, rnd, worker, items)
+                    # Let the scheduler forget the finished task: if its worker
+                    # died now, Dask must not run it (train its blocks) again.
+                    future.release()
                     self._next_task(rnd, worker)
                     self._close_finished_rounds()
                 if self.closing is None and not self.rounds:
@@ -230,7 +235,7 @@ class RoundEngine:
     def _collect(self, future: Any, result: Any, rnd: OpenRound, worker: str, items: list) -> None:
         if future.status != "finished":
             error = result[1] if isinstance(result, tuple) else CancelledError(f"task {future.key} was cancelled")
-            if isinstance(error, WORKER_LOST):
+            if self._worker_lost(error, worker):
                 self._lost(rnd, worker, items, error)
                 return
             raise error
@@ -255,6 +260,12 @@ class RoundEngine:
             if self.coord.preempt:
                 self.coord._request_stop(rnd.token, [w for r, w, _ in self.inflight.values() if r is rnd])
 
+    def _worker_lost(self, error: BaseException, worker: str) -> bool:
+        """Did the task fail because its worker died (not an I/O error of the user's data)?"""
+        if isinstance(error, (KilledWorker, CancelledError)):
+            return True
+        return isinstance(error, OSError) and worker not in self.coord._workers()
+
     def _lost(self, rnd: OpenRound, worker: str, items: list, exc: BaseException) -> None:
         """The task's worker died: train its blocks again."""
         logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
@@ -272,7 +283,7 @@ class RoundEngine:
         for _, index in items:
             self.attempts[index] = self.attempts.get(index, 0) + 1
             if self.attempts[index] >= MAX_ATTEMPTS:
-                raise RuntimeError(f"block {index} was lost {MAX_ATTEMPTS} times; giving up")
+                raise RuntimeError(f"block {index} was lost with its worker {MAX_ATTEMPTS} times; giving up")
         rnd.retrained += len(items)
         requeue(self.source.queues, self.workers, items)
         for worker in self.workers:
@@ -350,11 +361,12 @@ class RoundEngine:
             self.closing = None
         if self.rounds:
             self.client.run(tasks.abort, self.coord.name, self.tokens, on_error="return")
-        for future in list(self.inflight):
-            try:
-                future.result()
-            except Exception:
-                pass
+        if self.inflight:
+            # An aborted task stops after its block; one that does not (its
+            # worker never heard of the abort) is cancelled after a while.
+            done, not_done = wait(list(self.inflight), timeout=ABORT_WAIT_SECONDS)
+            if not_done:
+                self.client.cancel(list(not_done))
         self.inflight.clear()
 
 

@@ -95,9 +95,10 @@ async def close_round(
     if isinstance(everyone, BaseException):
         raise everyone
     updates = [a for a in answers if isinstance(a, Update)]
-    # A participant that cannot be reached was lost: its blocks are trained again.
-    # Any other failure is a bug or a user error: it must not be retried quietly.
-    missing = [w for w, a in zip(participants, answers) if isinstance(a, OSError)]
+    # A participant that cannot be reached, or no longer holds its update (it
+    # restarted), was lost: its blocks are trained again. Any other failure is
+    # a bug or a user error: it must not be retried quietly.
+    missing = [w for w, a in zip(participants, answers) if a is None or isinstance(a, OSError)]
     for answer in answers:
         if isinstance(answer, BaseException) and not isinstance(answer, OSError):
             raise answer
@@ -147,8 +148,9 @@ async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_work
 
     Up to :data:`FAN_OUT` workers receive it from this one; each forwards it to
     its slice of the others, so the sender's traffic stays bounded however
-    many workers there are. Unreachable workers are skipped: they fetch the
-    model from the store when they (re)start or next train.
+    many workers there are. If a forwarding worker cannot be reached, the rest
+    of its slice is sent to directly. A worker that still misses the model
+    fetches it from the store when it (re)starts or next trains.
     """
     others = [t for t in targets if t != dask_worker.address]
     count = 0
@@ -161,7 +163,11 @@ async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_work
         *(dask_worker.rpc(part[0]).fedplugin_forward(name=name, model=to_serialize(model), targets=part) for part in slices),
         return_exceptions=True,
     )
-    return count + sum(a for a in answers if isinstance(a, int))
+    count += sum(a for a in answers if isinstance(a, int))
+    for part, answer in zip(slices, answers):
+        if isinstance(answer, BaseException) and len(part) > 1:
+            count += await broadcast(name, model, [dask_worker.address, *part[1:]], dask_worker=dask_worker) - 1
+    return count
 
 
 async def forward(worker: Any, name: str, model: GlobalModel, targets: list[str]) -> int:

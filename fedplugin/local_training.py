@@ -76,7 +76,7 @@ def train_blocks(
         report.samples += len(y_block)
         plugin.samples_since_sync += len(y_block)
         plugin.samples_total += len(y_block)
-        if plugin.incoming:
+        if plugin.rounds.has_incoming():
             plugin.merge_incoming()  # a round ended meanwhile: merge, keep the progress
             if reference is not None:
                 reference = plugin.global_model.params

@@ -10,17 +10,16 @@ How a round looks from a worker:
 
 1. a training task of round *v* (the round whose updates are based on global
    version *v*) trains its blocks; at its end the worker keeps a *snapshot* of
-   its parameters: its update for round *v*. It does not wait: the next task
+   its parameters: its update for round *v*. It never waits: the next task
    (already queued) keeps training;
-2. the worker that aggregates the round pulls every snapshot through the
+2. the worker that combines the round pulls every snapshot through the
    ``fedplugin_handover`` handler, combines them and pushes version *v + 1*
-   to every worker through ``fedplugin_install``;
-3. the new global model is merged into the local one at the next block
-   boundary (at once if the worker is idle): ``global + (local - snapshot)``,
-   so the progress made meanwhile is kept.
-
-A task of round *v + 1* hands its update over only once version *v + 1* is
-merged, so every update of a round is based on the same global model.
+   to every worker through ``fedplugin_forward`` (a fan-out tree);
+3. the new global model is merged into the local model at the next block
+   boundary (at once if the worker is idle), keeping the progress made
+   meanwhile; snapshots taken before it arrived are rebased onto it (see
+   :mod:`fedplugin.round_state`), so every update of a round is based on the
+   same global model.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from distributed import rejoin, secede
+from distributed.utils import sync
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import to_serialize
 from sklearn.base import BaseEstimator, is_classifier
@@ -41,15 +40,12 @@ from sklearn.base import BaseEstimator, is_classifier
 from . import store
 from .adapters import adapter_for, fresh_copy
 from .exchange import forward
-from .rounds import is_finite
+from .round_state import RoundState
 from .local_training import TaskReport, train_blocks
 from .store import GlobalModel
 from .sync import SyncPolicy
 
 logger = logging.getLogger("fedplugin")
-
-#: Seconds between looks at the scheduler's store while a task waits for a global model.
-STORE_POLL_SECONDS = 2.0
 
 
 class FederatedModelPlugin(WorkerPlugin):
@@ -108,13 +104,11 @@ class FederatedModelPlugin(WorkerPlugin):
     async def setup(self, worker: Any) -> None:
         self.worker = worker
         self.adapter = adapter_for(self.estimator)
-        # The condition's lock guards the local model; a task waiting for a
-        # global model releases it so an arriving model can be merged.
-        self.lock = threading.Condition(threading.Lock())
+        # Guards the local model; a training task holds it for the whole task.
+        # The event loop only ever tries it without waiting.
+        self.lock = threading.Lock()
         self.model: BaseEstimator | None = None
-        self.global_model: GlobalModel | None = None
-        self.snapshots: dict[int, tuple[dict[str, np.ndarray], int]] = {}
-        self.incoming: list[GlobalModel] = []
+        self.rounds = RoundState(self.adapter)
         self.samples_since_sync = 0
         self.samples_total = 0
         self.training_seconds = 0.0
@@ -135,6 +129,11 @@ class FederatedModelPlugin(WorkerPlugin):
     def teardown(self, worker: Any) -> None:
         self.model = None
 
+    @property
+    def global_model(self) -> GlobalModel | None:
+        """The global model merged into the local model."""
+        return self.rounds.applied
+
     # ------------------------------------------------------- models arriving
     def set_global(self, payload: bytes) -> int:
         """Replace the local model with the global model in ``payload``; return its version.
@@ -150,13 +149,12 @@ class FederatedModelPlugin(WorkerPlugin):
     def forget(self) -> None:
         """Drop the model (its name's stored model was dropped: a first fit failed)."""
         with self.lock:
-            self.model = self.global_model = None
-            self.snapshots.clear()
-            self.incoming.clear()
+            self.model = None
+            self.rounds.reset(None)
 
     def receive(self, model: GlobalModel) -> None:
         """A round's new global model arrived: merge it now if idle, else at the next block."""
-        self.incoming.append(model)
+        self.rounds.add_incoming(model)
         if self.lock.acquire(blocking=False):  # never wait on the event loop
             try:
                 self.merge_incoming()
@@ -164,101 +162,67 @@ class FederatedModelPlugin(WorkerPlugin):
                 self.lock.release()
 
     def merge_incoming(self) -> None:
-        """Merge the global models that arrived (call with the lock held)."""
-        while self.incoming:
-            model = self.incoming.pop(0)
-            if self.global_model is not None and model.version <= self.global_model.version:
-                continue
-            if self.model is None or self.global_model is None or model.version != self.global_model.version + 1:
-                self._adopt(model)  # a gap: start over from it
-                continue
-            self._merge(model)
-        self.lock.notify_all()
-
-    def _merge(self, model: GlobalModel) -> None:
-        base = model.version - 1
+        """Merge the global models that arrived into the local model (call with the lock held)."""
+        if not self.rounds.has_incoming():
+            return
+        if self.model is None:
+            first = self.rounds.incoming[-1]
+            self._adopt(first)
+            return
         local = self.adapter.get_params(self.model)
-        snapshot, _ = self.snapshots.pop(base, (self.global_model.params, 0))
-        if self.samples_since_sync == 0 or not is_finite(local):
-            # Nothing learned since the handover, or a diverged local model
-            # (left out of the round): exactly the global model.
-            merged = model.params
-        else:
-            merged = self.adapter.merge(model.params, local, snapshot)
-        self.adapter.set_params(self.model, copy.deepcopy(merged))
-        self.global_model = model
-        for version in [v for v in self.snapshots if v <= base]:
-            del self.snapshots[version]
+        merged = self.rounds.rebase(local)
+        if merged is not local:
+            self.adapter.set_params(self.model, copy.deepcopy(merged))
 
     def _adopt(self, model: GlobalModel) -> None:
+        current = self.rounds.applied
         if (
             self.model is None
-            or self.global_model is None
-            or self.global_model.n_features != model.n_features
-            or not _same_classes(self.global_model.classes, model.classes)
+            or current is None
+            or current.n_features != model.n_features
+            or not _same_classes(current.classes, model.classes)
         ):
             self.model = self.adapter.initialize(self.estimator, model.n_features, model.classes)
             # A joining or restarted worker carries on with the workers' training
             # state (e.g. SGD's step counter), not from a first step.
             self.adapter.set_state(self.model, model.extra.get("state", {}))
         self.adapter.set_params(self.model, copy.deepcopy(model.params))
-        self.global_model = model
-        self.snapshots.clear()
-        self.incoming = [m for m in self.incoming if m.version > model.version]
+        self.rounds.reset(model)
         self.samples_since_sync = 0
         self.stop_tokens.clear()
         self.abort_tokens.clear()
 
     # ------------------------------------------------------------ handover
-    def hand_over(self, base: int, samples: int) -> None:
-        """Keep the update of round ``base``: the parameters now (call with the lock held)."""
-        _, earlier = self.snapshots.get(base, (None, 0))
-        self.snapshots[base] = (self.adapter.get_params(self.model), earlier + samples)
-        self.samples_since_sync = 0
-
     def update_for(self, base: int, current: bool = False) -> dict[str, Any] | None:
-        """The update handed over for round ``base`` (``current``: else the model now)."""
-        if base in self.snapshots:
-            params, samples = self.snapshots[base]
-        elif current and self.model is not None and self.global_model is not None and self.global_model.version == base:
-            # On the event loop: never wait for a training block.
+        """The update for round ``base`` (``current``: if none, the model as it is now).
+
+        Runs on the event loop: it never waits for a training task, except a
+        manual synchronize (``current``), which waits half a second at most.
+        """
+        if current and base not in self.rounds.snapshots and self.rounds.version == base:
             if not self.lock.acquire(timeout=0.5):
                 raise RuntimeError(f"worker {self.worker.address} is training {self.name!r}; synchronize between fits")
             try:
-                params, samples = self.adapter.get_params(self.model), self.samples_since_sync
-                self.snapshots[base] = (params, samples)
-                self.samples_since_sync = 0
+                self._hand_over(base, self.samples_since_sync)
             finally:
                 self.lock.release()
-        else:
-            return None
-        state = self.adapter.get_state(self.model) if self.model is not None else {}
-        return {"worker": self.worker.address, "params": params, "samples": samples, "state": state}
+        update = self.rounds.update_for(base)
+        if update is not None:
+            update["worker"] = self.worker.address
+        return update
 
-    def wait_for_version(self, version: int, token: str) -> bool:
-        """Wait (lock held) until global ``version`` is merged; False if the task is aborted."""
-        last_poll = time.monotonic()
-        while True:
-            self.merge_incoming()
-            if self.global_model is not None and self.global_model.version >= version:
-                return True
-            if token in self.abort_tokens:
-                return False
-            # Short waits: a model that arrives while this thread holds the lock
-            # is left in ``incoming`` without a notification.
-            self.lock.wait(0.02)
-            if time.monotonic() - last_poll > STORE_POLL_SECONDS:
-                self._poll_store()
-                last_poll = time.monotonic()
+    def _hand_over(self, base: int, samples: int) -> None:
+        """Keep the local parameters as the update of round ``base`` (call with the lock held)."""
+        self.rounds.hand_over(base, self.adapter.get_params(self.model), samples, self.adapter.get_state(self.model))
+        self.samples_since_sync = 0
 
-    def _poll_store(self) -> None:
-        """A worker that joined after a broadcast fetches the model from the store itself."""
-        from distributed.utils import sync
-
-        model = sync(self.worker.loop, store.worker_fetch, self.worker, self.name)
-        if model is not None:
-            self.incoming.append(model)
-            self.merge_incoming()
+    async def catch_up(self, base: int) -> None:
+        """A worker more than one version behind round ``base`` (it joined, or missed a push) fetches the model."""
+        version = self.rounds.version
+        if version is None or version < base - 1:
+            model = await store.worker_fetch(self.worker, self.name)
+            if model is not None:
+                self.receive(model)
 
     # ------------------------------------------------------------------- control
     def request_stop(self, token: str) -> None:
@@ -266,17 +230,15 @@ class FederatedModelPlugin(WorkerPlugin):
         self.stop_tokens.add(token)
 
     def abort(self, token: str) -> None:
-        """Stop the task of round ``token`` at once, handing nothing over (a failed fit)."""
+        """Stop the task of round ``token`` after its block, handing nothing over (a failed fit)."""
         self.stop_tokens.add(token)
         self.abort_tokens.add(token)
-        with self.lock:
-            self.lock.notify_all()
 
     def state(self) -> dict[str, Any]:
         """A snapshot of this worker's model state, for tests and diagnostics."""
         with self.lock:
             return {
-                "version": None if self.global_model is None else self.global_model.version,
+                "version": self.rounds.version,
                 "params": None if self.model is None else self.adapter.get_params(self.model),
                 "samples_since_sync": self.samples_since_sync,
                 "samples_total": self.samples_total,
@@ -323,9 +285,12 @@ class FederatedModelPlugin(WorkerPlugin):
         that arrive meanwhile are merged between blocks. After each block the
         policy's worker-side check runs; if it fires, the worker logs an event
         on topic ``fedplugin-<name>`` and hands the remaining blocks back. The
-        report carries no parameters: they stay here until the round's
-        aggregating worker pulls them.
+        report carries no parameters: they stay here until the worker that
+        combines the round pulls them. An aborted task hands nothing over.
         """
+        version = self.rounds.version
+        if base is not None and (version is None or version < base - 1) and not self.rounds.has_incoming():
+            sync(self.worker.loop, self.catch_up, base)  # no lock held: the loop may need it
         with self.lock:
             self.merge_incoming()
             if self.model is None or self.global_model is None:
@@ -337,29 +302,10 @@ class FederatedModelPlugin(WorkerPlugin):
             report = train_blocks(self, token, blocks, policy, elapsed_before, scorer)
             self.training_seconds += report.seconds
             report.base = base
-            if self.global_model.version >= base:
-                self.hand_over(base, report.samples)
-                return report
-        # The round before is not combined yet: give the thread slot back while
-        # waiting, so a task queued behind this one (or the aggregation) can run.
-        seceded = _secede()
-        try:
-            with self.lock:
-                report.handed_over = self.wait_for_version(base, token)
-                if report.handed_over:
-                    self.hand_over(base, report.samples)
-        finally:
-            if seceded:
-                rejoin()  # outside the lock: the task holding the slot may need it
-        return report
-
-
-def _secede() -> bool:
-    try:
-        secede()
-    except (KeyError, ValueError, AttributeError):  # not in a worker's task thread
-        return False
-    return True
+            report.handed_over = token not in self.abort_tokens
+            if report.handed_over:
+                self._hand_over(base, report.samples)
+            return report
 
 
 def _dispatch(worker: Any, handler: Any, op: str) -> Any:

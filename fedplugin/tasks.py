@@ -62,25 +62,25 @@ def abort(name: str, tokens: list[str], dask_worker: Any = None) -> None:
         plugin.abort(token)
 
 
-def state(name: str, dask_worker: Any = None) -> dict[str, Any]:
-    """``client.run``: a snapshot of this worker's model state."""
-    return _plugin(dask_worker, name).state()
+async def state(name: str, dask_worker: Any = None) -> dict[str, Any]:
+    """``client.run``: a snapshot of this worker's model state (waits for a block in a thread)."""
+    return await asyncio.get_running_loop().run_in_executor(None, _plugin(dask_worker, name).state)
 
 
 def version(name: str, dask_worker: Any = None) -> int | None:
     """``client.run``: the global version this worker holds."""
-    model = _plugin(dask_worker, name).global_model
-    return None if model is None else model.version
+    return _plugin(dask_worker, name).rounds.version
 
 
-def local_model(name: str, dask_worker: Any = None) -> Any:
-    """``client.run``: a copy of this worker's local model."""
-    return _plugin(dask_worker, name).local_model()
+async def local_model(name: str, dask_worker: Any = None) -> Any:
+    """``client.run``: a copy of this worker's local model (waits for a block in a thread)."""
+    return await asyncio.get_running_loop().run_in_executor(None, _plugin(dask_worker, name).local_model)
 
 
-def predict_local(name: str, X: Any, method: str, dask_worker: Any = None) -> Any:
-    """``client.run``: label ``X`` with this worker's local model."""
-    return _plugin(dask_worker, name).predict(X, method)
+async def predict_local(name: str, X: Any, method: str, dask_worker: Any = None) -> Any:
+    """``client.run``: label ``X`` with this worker's local model (in a thread: it may wait for a block)."""
+    plugin = _plugin(dask_worker, name)
+    return await asyncio.get_running_loop().run_in_executor(None, plugin.predict, X, method)
 
 
 def describe(name: str, dask_worker: Any = None) -> dict[str, Any] | None:

@@ -1,0 +1,153 @@
+"""A worker's view of the rounds: the global model it holds, its handed-over updates.
+
+Training tasks never wait for a round to be combined. At the end of a task of
+round *b* (the round whose updates are based on global version *b*) the worker
+keeps a snapshot of its parameters: its update for round *b*. That snapshot
+may have been taken before version *b* reached the worker, on top of an older
+global model; when a new global model arrives it is *rebased* onto it, and so
+is the local model:
+
+``rebased = new global + (x - anchor)``
+
+where ``anchor`` is the update this worker handed over for the round that
+produced the new global model (or the global model it held, if it did not take
+part). Families combined from statistics rebase exactly through their
+adapter's ``merge``. Something with no progress since the anchor becomes the
+new global model bit for bit.
+
+:meth:`RoundState.update_for` answers the worker that combines a round: it
+rebases the snapshot onto every global model that has arrived but is not yet
+merged into the local model (the training thread merges between blocks), so
+every update of a round is based on the same global model.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import SGDRegressor
+>>> from fedplugin.adapters import adapter_for
+>>> from fedplugin.store import GlobalModel
+>>> def model(version, value):
+...     return GlobalModel(version, {"coef_": np.array([value]), "intercept_": np.array([0.0])}, 1)
+>>> state = RoundState(adapter_for(SGDRegressor()))
+>>> state.reset(model(4, 0.0))
+>>> state.hand_over(4, {"coef_": np.array([1.0]), "intercept_": np.array([0.0])}, 10, {})
+>>> state.hand_over(5, {"coef_": np.array([3.0]), "intercept_": np.array([0.0])}, 10, {})  # version 5 not here yet
+>>> state.add_incoming(model(5, 0.5))   # round 4 combined: 0.5
+>>> state.update_for(5)["params"]["coef_"].tolist()   # 0.5 + (3 - 1)
+[2.5]
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .rounds import is_finite
+from .store import GlobalModel
+
+Params = dict[str, np.ndarray]
+
+
+@dataclass
+class Snapshot:
+    """One handed-over update: parameters, samples trained for the round, training state."""
+
+    params: Params
+    samples: int
+    state: dict[str, float]
+
+
+class RoundState:
+    """The global model a worker holds, its snapshots, and the models still to merge.
+
+    Every method takes :attr:`lock` for a short, bounded time (never while
+    training), so the worker's event loop may call them.
+    """
+
+    def __init__(self, adapter: Any) -> None:
+        self.adapter = adapter
+        self.lock = threading.Lock()
+        self.applied: GlobalModel | None = None
+        self.snapshots: dict[int, Snapshot] = {}
+        self.incoming: list[GlobalModel] = []
+
+    @property
+    def version(self) -> int | None:
+        """Version of the global model merged into the local model (``None``: none yet)."""
+        return None if self.applied is None else self.applied.version
+
+    def reset(self, model: GlobalModel | None) -> None:
+        """Hold ``model`` with no update pending (a fit starts, a rollback, a restart)."""
+        with self.lock:
+            self.applied = model
+            self.snapshots.clear()
+            keep = -1 if model is None else model.version
+            self.incoming[:] = [m for m in self.incoming if m.version > keep]
+
+    def add_incoming(self, model: GlobalModel) -> None:
+        """A global model arrived; it is merged by :meth:`rebase` (the model's owner calls it)."""
+        with self.lock:
+            self.incoming.append(model)
+
+    def has_incoming(self) -> bool:
+        return bool(self.incoming)
+
+    def hand_over(self, base: int, params: Params, samples: int, state: dict[str, float]) -> None:
+        """Keep ``params`` as this worker's update for round ``base`` (adding to earlier tasks' samples)."""
+        with self.lock:
+            earlier = self.snapshots.get(base)
+            self.snapshots[base] = Snapshot(params, samples + (earlier.samples if earlier else 0), state)
+
+    def rebase(self, local: Params | None) -> Params | None:
+        """Merge every arrived global model: rebase the snapshots and ``local``; return the new local."""
+        with self.lock:
+            models, self.incoming[:] = sorted(self.incoming, key=lambda m: m.version), []
+            applied, local = _rebase_all(self.adapter, self.applied, self.snapshots, models, local)
+            self.applied = applied
+            return local
+
+    def update_for(self, base: int) -> dict[str, Any] | None:
+        """The update for round ``base``, rebased onto the models that arrived meanwhile (``None``: none)."""
+        with self.lock:
+            if base not in self.snapshots:
+                return None
+            pending = sorted((m for m in self.incoming if m.version <= base), key=lambda m: m.version)
+            snapshots = dict(self.snapshots)
+            _rebase_all(self.adapter, self.applied, snapshots, pending, None)
+            snapshot = snapshots[base]
+            return {"params": snapshot.params, "samples": snapshot.samples, "state": snapshot.state}
+
+
+def _rebase_all(
+    adapter: Any, applied: GlobalModel | None, snapshots: dict[int, Snapshot], models: list[GlobalModel],
+    local: Params | None,
+) -> tuple[GlobalModel | None, Params | None]:
+    """Apply ``models`` in version order to ``snapshots`` (in place) and ``local``."""
+    for model in models:
+        if applied is not None and model.version <= applied.version:
+            continue  # already merged (sent twice)
+        if applied is None:
+            applied, local = model, (None if local is None else model.params)
+            snapshots.clear()
+            continue
+        # The update of the round that produced ``model``: what it already holds.
+        anchor_snapshot = snapshots.get(model.version - 1)
+        anchor = anchor_snapshot.params if anchor_snapshot is not None else applied.params
+        for base in [b for b in snapshots if b < model.version]:
+            del snapshots[base]  # combined into this model (or an earlier one)
+        for base, snapshot in snapshots.items():
+            snapshots[base] = Snapshot(_rebase(adapter, model.params, snapshot.params, anchor), snapshot.samples, snapshot.state)
+        if local is not None:
+            local = model.params if not is_finite(local) else _rebase(adapter, model.params, local, anchor)
+        applied = model
+    return applied, local
+
+
+def _rebase(adapter: Any, new_global: Params, x: Params, anchor: Params) -> Params:
+    """``new_global`` plus what ``x`` learned beyond ``anchor``; exactly ``new_global`` if nothing."""
+    if all(np.array_equal(x[name], anchor[name]) for name in anchor):
+        return new_global
+    return adapter.merge(new_global, x, anchor)
