@@ -102,6 +102,33 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
     >>> import matplotlib.pyplot as plt
     >>> plt.close(fig)
     """
+    plt, colormaps, to_hex, EngFormatter = _matplotlib()
+    rounds = [_as_mapping(item, i) for i, item in enumerate(history)]
+    if not rounds:
+        raise ValueError(
+            "history is empty: there is nothing to plot; train first (coord.fit(X, y)) "
+            "and pass coord.history (or a fitted FederatedEstimator's history_)"
+        )
+
+    fig, panels = _panels(plt, ax)
+
+    seconds = np.array([float(r["seconds"]) for r in rounds])
+    elapsed = np.cumsum(seconds)
+    throughput, round_axes, traffic, metric_axes = panels
+    _throughput_panel(throughput, rounds, seconds, elapsed, EngFormatter)
+    _rounds_panel(round_axes, rounds, elapsed, colormaps, to_hex)
+    _traffic_panel(traffic, rounds, elapsed, EngFormatter)
+    _metrics_panel(metric_axes, rounds, elapsed, EngFormatter)
+    time_label = "wall time of the rounds (s, cumulative)"
+    for i, axes in enumerate(panels):
+        if ax is not None or i >= 2:  # a grid of our own shares x: label the bottom row
+            axes.set_xlabel(time_label)
+        axes.grid(True, alpha=0.3)
+    return fig
+
+
+def _matplotlib() -> tuple[Any, Any, Any, Any]:
+    """matplotlib's pieces, or an ImportError that says how to install it."""
     try:
         import matplotlib.pyplot as plt
         from matplotlib import colormaps
@@ -112,38 +139,32 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
             "plot_history needs matplotlib, an optional dependency of fedplugin; "
             'install it with `pip install matplotlib` or `pip install "fedplugin[plot]"`'
         ) from exc
+    return plt, colormaps, to_hex, EngFormatter
 
-    rounds = [_as_mapping(item, i) for i, item in enumerate(history)]
-    if not rounds:
-        raise ValueError(
-            "history is empty: there is nothing to plot; train first (coord.fit(X, y)) "
-            "and pass coord.history (or a fitted FederatedEstimator's history_)"
-        )
 
+def _panels(plt: Any, ax: Any) -> tuple[Any, list]:
+    """A new 2 x 2 figure, or the four Axes the caller gave."""
     if ax is None:
         fig, grid = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True, layout="constrained")
-        panels = list(np.asarray(grid).ravel())
-    else:
-        panels = list(np.asarray(ax, dtype=object).ravel())
-        if len(panels) != 4:
-            raise ValueError(f"ax holds {len(panels)} Axes; expected 4 (e.g. plt.subplots(2, 2)[1])")
-        fig = panels[0].figure
+        return fig, list(np.asarray(grid).ravel())
+    panels = list(np.asarray(ax, dtype=object).ravel())
+    if len(panels) != 4:
+        raise ValueError(f"ax holds {len(panels)} Axes; expected 4 (e.g. plt.subplots(2, 2)[1])")
+    return panels[0].figure, panels
 
-    seconds = np.array([float(r["seconds"]) for r in rounds])
-    elapsed = np.cumsum(seconds)
+
+def _throughput_panel(axes: Any, rounds: list, seconds: np.ndarray, elapsed: np.ndarray, formatter: Any) -> None:
     samples = np.array([float(r["samples"]) for r in rounds])
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(seconds > 0, samples / np.where(seconds > 0, seconds, 1.0), np.nan)
+    axes.plot(elapsed, rate, marker="o", color="tab:blue", label="samples/s")
+    axes.set_title("Throughput per round")
+    axes.set_ylabel("samples/s")
+    axes.yaxis.set_major_formatter(formatter())
+    axes.set_ylim(bottom=0)
 
-    throughput, round_axes, traffic, metric_axes = panels
-    time_label = "wall time of the rounds (s, cumulative)"
 
-    throughput.plot(elapsed, rate, marker="o", color="tab:blue", label="samples/s")
-    throughput.set_title("Throughput per round")
-    throughput.set_ylabel("samples/s")
-    throughput.yaxis.set_major_formatter(EngFormatter())
-    throughput.set_ylim(bottom=0)
-
+def _rounds_panel(axes: Any, rounds: list, elapsed: np.ndarray, colormaps: Any, to_hex: Any) -> None:
     triggers = list(dict.fromkeys(str(r["trigger"]) for r in rounds))
     taken = {to_hex(color) for color in TRIGGER_COLORS.values()}
     spare = iter(c for c in colormaps["tab10"].colors if to_hex(c) not in taken)
@@ -151,24 +172,31 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
     for trigger in triggers:
         color = TRIGGER_COLORS.get(trigger) or next(spare, "black")
         chosen = np.array([str(r["trigger"]) == trigger for r in rounds])
-        round_axes.scatter(elapsed[chosen], round_numbers[chosen], color=color, label=trigger, zorder=3)
-    round_axes.plot(elapsed, round_numbers, color="0.75", linewidth=1, zorder=2)
-    round_axes.set_title("Rounds, by trigger")
-    round_axes.set_ylabel("round")
-    round_axes.yaxis.get_major_locator().set_params(integer=True)
-    round_axes.legend(title="trigger", loc="upper left", fontsize="small")
+        axes.scatter(elapsed[chosen], round_numbers[chosen], color=color, label=trigger, zorder=3)
+    axes.plot(elapsed, round_numbers, color="0.75", linewidth=1, zorder=2)
+    axes.set_title("Rounds, by trigger")
+    axes.set_ylabel("round")
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.legend(title="trigger", loc="upper left", fontsize="small")
 
+
+def _traffic_panel(axes: Any, rounds: list, elapsed: np.ndarray, formatter: Any) -> None:
     up = np.cumsum([int(r["bytes_up"]) for r in rounds])
     down = np.cumsum([int(r["bytes_down"]) for r in rounds])
-    traffic.plot(elapsed, up + down, marker="o", color="black", label="up + down")
-    traffic.plot(elapsed, up, linestyle="--", color="tab:orange", label="up (workers to client)")
-    traffic.plot(elapsed, down, linestyle=":", color="tab:green", label="down (client to workers)")
-    traffic.set_title("Parameter bytes moved")
-    traffic.set_ylabel("bytes moved (cumulative)")
-    traffic.yaxis.set_major_formatter(EngFormatter(unit="B"))
-    traffic.set_ylim(bottom=0)
-    traffic.legend(loc="upper left", fontsize="small")
+    client = np.cumsum([int(r.get("client_bytes", 0) or 0) for r in rounds])
+    axes.plot(elapsed, up + down, marker="o", color="black", label="up + down")
+    axes.plot(elapsed, up, linestyle="--", color="tab:orange", label="up (updates to the combining worker)")
+    axes.plot(elapsed, down, linestyle=":", color="tab:green", label="down (new model to the workers)")
+    if client.any():
+        axes.plot(elapsed, client, linestyle="-.", color="tab:purple", label="through the client")
+    axes.set_title("Bytes moved")
+    axes.set_ylabel("bytes moved (cumulative)")
+    axes.yaxis.set_major_formatter(formatter(unit="B"))
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="upper left", fontsize="small")
 
+
+def _metrics_panel(axes: Any, rounds: list, elapsed: np.ndarray, formatter: Any) -> None:
     names = _metric_names(rounds)
     if names:
         for name in names:
@@ -176,24 +204,18 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
             # still draws as one line.
             present = [i for i, r in enumerate(rounds) if _is_number(r["metrics"].get(name))]
             values = [float(rounds[i]["metrics"][name]) for i in present]
-            metric_axes.plot(elapsed[present], values, marker="o", label=str(name))
-        metric_axes.set_title("Metrics")
-        metric_axes.set_ylabel(str(names[0]) if len(names) == 1 else "metric")
+            axes.plot(elapsed[present], values, marker="o", label=str(name))
+        axes.set_title("Metrics")
+        axes.set_ylabel(str(names[0]) if len(names) == 1 else "metric")
         if len(names) > 1:
-            metric_axes.legend(loc="best", fontsize="small")
+            axes.legend(loc="best", fontsize="small")
     else:
         totals = [int(r["total_samples"]) for r in rounds]
-        metric_axes.plot(elapsed, totals, marker="o", color="tab:blue", label="total samples")
-        metric_axes.set_title("Samples trained (no metrics recorded)")
-        metric_axes.set_ylabel("total samples")
-        metric_axes.yaxis.set_major_formatter(EngFormatter())
-        metric_axes.set_ylim(bottom=0)
-
-    for i, axes in enumerate(panels):
-        if ax is not None or i >= 2:  # a grid of our own shares x: label the bottom row
-            axes.set_xlabel(time_label)
-        axes.grid(True, alpha=0.3)
-    return fig
+        axes.plot(elapsed, totals, marker="o", color="tab:blue", label="total samples")
+        axes.set_title("Samples trained (no metrics recorded)")
+        axes.set_ylabel("total samples")
+        axes.yaxis.set_major_formatter(formatter())
+        axes.set_ylim(bottom=0)
 
 
 #: The fields of a Round that plot_history reads.
