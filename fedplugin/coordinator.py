@@ -11,11 +11,8 @@ a prediction or a checkpoint asks for them.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import sys
-import time
 import warnings
 from collections import deque
 from collections.abc import Iterable
@@ -34,10 +31,13 @@ from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
 from .checkpointing import CheckpointMixin
 from .engine import OpenRound, RoundEngine
-from .exchange import RoundSummary, close_round
-from .history import Round
+from .exchange import RoundSummary
+from .deploy import resolve_plugin
+from .history import Round, round_record
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
+from .predicting import as_online_scorer
+from .progress import progress_bar
 from .sources import BlockSource, StreamSource
 from .store import GlobalModel
 from .stream import StreamFeeder
@@ -143,9 +143,9 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         self.preempt = bool(preempt)
         self.progress = progress
         self.worker_timeout = worker_timeout
-        self.scorer = _as_scorer(scoring)
+        self.scorer = as_online_scorer(scoring)
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        self.name, self.estimator, self.classes = self._resolve_plugin(plugin)
+        self.name, self.estimator, self.classes = resolve_plugin(client, plugin)
         self.adapter = adapter_for(self.estimator)
         if aggregator is not None and self.adapter.exact_aggregation:
             warnings.warn(
@@ -291,42 +291,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         """One pass over ``X``, ``y``, continuing from the current global model."""
         return self.fit(X, y, epochs=1)
 
-    def synchronize(self) -> int:
-        """Run a round now over every worker's local model; return the new version."""
-        self._check_fitted()
-        start = time.perf_counter()
-        workers = self._workers()
-        answers = self.client.run(
-            close_round, self.name, self.version, workers, self.aggregator, True, workers=workers[:1]
-        )
-        summary = answers[workers[0]]
-        rnd = OpenRound(base=self.version, token="manual", start=start, shares={}, counted=False)
-        rnd.samples_by = {w: 0 for w in summary.workers}
-        self._record_round(rnd, summary, "manual")
-        return self.version
-
-    def set_global_model(self, model: BaseEstimator) -> int:
-        """Make a fitted estimator of the plugin's family the global model; return its version.
-
-        Workers start from it at the next ``fit``; use it to warm-start from a
-        model trained elsewhere.
-        """
-        params = self.adapter.get_params(model)
-        n_features = int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
-        classes = getattr(model, "classes_", None)
-        classes = None if classes is None else np.asarray(classes)
-        self._publish(GlobalModel(self.version + 1, params, n_features, classes, self.rounds))
-        self._autosave()
-        return self.version
-
-    def local_models(self) -> dict[str, BaseEstimator]:
-        """Copies of every worker's local model, by worker address."""
-        return self.client.run(tasks.local_model, self.name)
-
-    def worker_states(self) -> dict[str, dict[str, Any]]:
-        """Each worker's model version, parameters and sample counters."""
-        return self.client.run(tasks.state, self.name)
-
     async def _on_signal(self, event: tuple[float, dict[str, Any]]) -> None:
         """A worker ended the round: with ``preempt``, stop the others' tasks now.
 
@@ -341,27 +305,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
             )
 
     # ------------------------------------------------------------- set-up
-    def _resolve_plugin(self, plugin: Any) -> tuple[str, BaseEstimator, np.ndarray | None]:
-        if isinstance(plugin, type):
-            raise TypeError(f"plugin={plugin.__name__} is a class; expected a registered FederatedModelPlugin(...)")
-        if not isinstance(plugin, (FederatedModelPlugin, str)):
-            raise TypeError(f"plugin={plugin!r} is not a FederatedModelPlugin or a plugin name")
-        name = plugin if isinstance(plugin, str) else plugin.name
-        configs = self.client.run(tasks.describe, name)
-        if not configs:
-            raise ValueError("the cluster has no workers; expected at least one worker")
-        missing = sorted(w for w, c in configs.items() if c is None)
-        if missing:
-            known = sorted(set(itertools.chain.from_iterable(self.client.run(tasks.fedplugin_names).values())))
-            raise ValueError(
-                f"plugin name {name!r} is not registered on workers {missing}; registered "
-                f"fedplugin plugins: {known}. Call fedplugin.register(client, FederatedModelPlugin(..., name={name!r})) first"
-            )
-        if isinstance(plugin, FederatedModelPlugin):
-            return name, plugin.estimator, plugin.classes
-        config = next(iter(configs.values()))
-        return name, config["estimator"], config["classes"]
-
     def _classes_for_validation(self) -> np.ndarray | None:
         return self.classes if self._global is None else self._global.classes
 
@@ -370,24 +313,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         if check is not None:
             init = self.adapter.initialize(self.estimator, data.n_features, data.classes)
             check(list(self.adapter.get_params(init)))
-
-    def _initialize(self, n_features: int, classes: np.ndarray | None) -> None:
-        model = self.adapter.initialize(self.estimator, n_features, classes)
-        self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0))
-
-    def _ensure_workers_current(self) -> None:
-        """Workers that do not hold the current version fetch it from the store."""
-        versions = self.client.run(tasks.version, self.name, on_error="return")
-        behind = [w for w, v in versions.items() if v != self.version]
-        if behind:
-            self.client.run(tasks.reload, self.name, workers=behind, on_error="return")
-
-    def _publish(self, model: GlobalModel, *, force: bool = False) -> None:
-        """Make ``model`` the global model: store it on the scheduler; every worker loads it."""
-        store.put(self.client, model, self.name, force=force)
-        self._global = model.info()
-        self._cache = (model.version, self._build(model))
-        self.client.run(tasks.reload, self.name, on_error="return")
 
     def _rollback_on_error(self) -> Any:
         """On any error in a fit: the stored model, every worker, the history as before."""
@@ -415,7 +340,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
 
     # ------------------------------------------------------------- training
     def _run(self, source: BlockSource, total: int | None) -> None:
-        bar = self._progress_bar(total)
+        bar = progress_bar(self.progress, total, self.name)
         self._engine = RoundEngine(self, source, bar)
         try:
             self._engine.run()
@@ -435,19 +360,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         samples = sum(rnd.samples_by.values())
         self._total_samples += samples
         self._global = replace(self._global, version=summary.version, rounds=summary.rounds)
-        metrics = {"online_score": rnd.score_sum / samples} if self.scorer is not None and samples else {}
-        self.history.append(
-            Round(
-                round=summary.rounds, trigger=trigger, samples=samples, total_samples=self._total_samples,
-                blocks=sum(len(items) for items in rnd.trained_by.values()), retrained_blocks=rnd.retrained,
-                handed_back_blocks=rnd.handed_back, n_workers=len(summary.workers), workers=tuple(summary.workers),
-                excluded_workers=tuple(summary.excluded), seconds=time.perf_counter() - rnd.start,
-                bytes_up=summary.bytes_up, bytes_down=summary.bytes_down, version=summary.version,
-                metrics=metrics, client_bytes=rnd.client_bytes, combine_seconds=summary.seconds,
-                pull_seconds=summary.pull_seconds, compute_seconds=summary.combine_seconds,
-                push_seconds=summary.push_seconds,
-            )
-        )
+        online = self.scorer is not None and samples > 0
+        self.history.append(round_record(rnd, summary, trigger, self._total_samples, online))
         self._autosave()
         logger.info("round %d (%s): %d samples from %d workers", summary.rounds, trigger, samples, len(summary.workers))
         bar = self._engine.bar if self._engine is not None else None
@@ -474,16 +388,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         if workers:
             self.client.run(tasks.request_stop, self.name, token, workers=sorted(set(workers)), on_error="return")
 
-    def _progress_bar(self, total: int | None) -> Any:
-        show = self.progress if self.progress is not None else _interactive()
-        if not show:
-            return None
-        from tqdm.auto import tqdm
-
-        class Bar(tqdm):
-            monitor_interval = 0  # no monitor thread left behind once the fit is over
-
-        return Bar(total=total, unit="samples", unit_scale=True, desc=f"fedplugin {self.name}")
 
 
 # ------------------------------------------------------------------- helpers
@@ -491,21 +395,3 @@ def _check_int(value: Any, name: str) -> None:
     """An int >= 1, or a ValueError naming it (bools are not ints here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} must be an int >= 1")
-
-
-def _interactive() -> bool:
-    """True in a terminal or a Jupyter kernel: where a progress bar is welcome."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
-
-
-def _as_scorer(scoring: Any) -> Any:
-    """A scorer ``f(estimator, X, y)`` from a name or callable, or ``None``."""
-    if scoring is None:
-        return None
-    if isinstance(scoring, str):
-        from sklearn.metrics import get_scorer
-
-        return get_scorer(scoring)  # raises a ValueError listing the valid names
-    if callable(scoring):
-        return scoring
-    raise TypeError(f"scoring={scoring!r} is not a scorer name or a callable scorer(estimator, X, y)")

@@ -12,6 +12,8 @@ one cannot.
 
 from __future__ import annotations
 
+import itertools
+
 from typing import Any
 
 from distributed import Client
@@ -126,4 +128,30 @@ def _explain(name: str, problems: dict[str, str], client: Client) -> str:
     )
 
 
-__all__ = ["register"]
+def resolve_plugin(client: Client, plugin: Any) -> tuple[str, Any, Any]:
+    """The name, estimator and classes of ``plugin`` (a registered plugin or its name), checked on every worker."""
+    from . import tasks
+    from .plugin import FederatedModelPlugin
+
+    if isinstance(plugin, type):
+        raise TypeError(f"plugin={plugin.__name__} is a class; expected a registered FederatedModelPlugin(...)")
+    if not isinstance(plugin, (FederatedModelPlugin, str)):
+        raise TypeError(f"plugin={plugin!r} is not a FederatedModelPlugin or a plugin name")
+    name = plugin if isinstance(plugin, str) else plugin.name
+    configs = client.run(tasks.describe, name)
+    if not configs:
+        raise ValueError("the cluster has no workers; expected at least one worker")
+    missing = sorted(w for w, c in configs.items() if c is None)
+    if missing:
+        known = sorted(set(itertools.chain.from_iterable(client.run(tasks.fedplugin_names).values())))
+        raise ValueError(
+            f"plugin name {name!r} is not registered on workers {missing}; registered "
+            f"fedplugin plugins: {known}. Call fedplugin.register(client, FederatedModelPlugin(..., name={name!r})) first"
+        )
+    if isinstance(plugin, FederatedModelPlugin):
+        return name, plugin.estimator, plugin.classes
+    config = next(iter(configs.values()))
+    return name, config["estimator"], config["classes"]
+
+
+__all__ = ["register", "resolve_plugin"]

@@ -1,4 +1,4 @@
-"""The global model on the client: a copy cached per version, predictions, score.
+"""The global model on the client: publishing it, a copy cached per version, predictions.
 
 :class:`GlobalModelMixin` gives the :class:`~fedplugin.Coordinator` what
 works on the global model. The parameters are fetched from the scheduler's
@@ -9,22 +9,58 @@ to the cluster. Only ``model="local"`` goes to a worker.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import store, tasks
+from .engine import OpenRound
+from .exchange import close_round
 from .predicting import apply_dask, is_dask, score_dask
 from .store import GlobalModel
 
 
 class GlobalModelMixin:
-    """Predictions and copies of the global model, for a coordinator.
+    """Publishing, copies of and predictions with the global model, for a coordinator.
 
     Needs ``client``, ``name``, ``estimator``, ``adapter``, ``version``,
-    ``n_features``, ``_cache``, ``_check_fitted()`` and ``_workers()``.
+    ``rounds``, ``n_features``, ``_global``, ``_cache``, ``_check_fitted()``,
+    ``_autosave()`` and ``_workers()``.
     """
+
+    def set_global_model(self, model: BaseEstimator) -> int:
+        """Make a fitted estimator of the plugin's family the global model; return its version.
+
+        Workers start from it at the next ``fit``; use it to warm-start from a
+        model trained elsewhere.
+        """
+        params = self.adapter.get_params(model)
+        n_features = int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
+        classes = getattr(model, "classes_", None)
+        classes = None if classes is None else np.asarray(classes)
+        self._publish(GlobalModel(self.version + 1, params, n_features, classes, self.rounds))
+        self._autosave()
+        return self.version
+
+    def _initialize(self, n_features: int, classes: np.ndarray | None) -> None:
+        model = self.adapter.initialize(self.estimator, n_features, classes)
+        self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0))
+
+    def _ensure_workers_current(self) -> None:
+        """Workers that do not hold the current version fetch it from the store."""
+        versions = self.client.run(tasks.version, self.name, on_error="return")
+        behind = [w for w, v in versions.items() if v != self.version]
+        if behind:
+            self.client.run(tasks.reload, self.name, workers=behind, on_error="return")
+
+    def _publish(self, model: GlobalModel, *, force: bool = False) -> None:
+        """Make ``model`` the global model: store it on the scheduler; every worker loads it."""
+        store.put(self.client, model, self.name, force=force)
+        self._global = model.info()
+        self._cache = (model.version, self._build(model))
+        self.client.run(tasks.reload, self.name, on_error="return")
 
     def global_model(self) -> BaseEstimator:
         """A copy of the global model: a plain fitted scikit-learn estimator."""
@@ -88,3 +124,25 @@ class GlobalModelMixin:
             return getattr(self._cached_global(), method)(X)
         worker = self._workers()[0]
         return self.client.run(tasks.predict_local, self.name, X, method, workers=[worker])[worker]
+
+    def synchronize(self) -> int:
+        """Run a round now over every worker's local model; return the new version."""
+        self._check_fitted()
+        start = time.perf_counter()
+        workers = self._workers()
+        answers = self.client.run(
+            close_round, self.name, self.version, workers, self.aggregator, True, workers=workers[:1]
+        )
+        summary = answers[workers[0]]
+        rnd = OpenRound(base=self.version, token="manual", start=start, shares={}, counted=False)
+        rnd.samples_by = {w: 0 for w in summary.workers}
+        self._record_round(rnd, summary, "manual")
+        return self.version
+
+    def local_models(self) -> dict[str, BaseEstimator]:
+        """Copies of every worker's local model, by worker address."""
+        return self.client.run(tasks.local_model, self.name)
+
+    def worker_states(self) -> dict[str, dict[str, Any]]:
+        """Each worker's model version, parameters and sample counters."""
+        return self.client.run(tasks.state, self.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,3 +82,18 @@ class Round:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def round_record(rnd: Any, summary: Any, trigger: str, total_samples: int, online: bool) -> Round:
+    """The :class:`Round` of an open round (``engine.OpenRound``) once its summary is back."""
+    samples = sum(rnd.samples_by.values())
+    return Round(
+        round=summary.rounds, trigger=trigger, samples=samples, total_samples=total_samples,
+        blocks=sum(len(items) for items in rnd.trained_by.values()), retrained_blocks=rnd.retrained,
+        handed_back_blocks=rnd.handed_back, n_workers=len(summary.workers), workers=tuple(summary.workers),
+        excluded_workers=tuple(summary.excluded), seconds=time.perf_counter() - rnd.start,
+        bytes_up=summary.bytes_up, bytes_down=summary.bytes_down, version=summary.version,
+        metrics={"online_score": rnd.score_sum / samples} if online else {}, client_bytes=rnd.client_bytes,
+        combine_seconds=summary.seconds, pull_seconds=summary.pull_seconds,
+        compute_seconds=summary.combine_seconds, push_seconds=summary.push_seconds,
+    )

@@ -46,3 +46,16 @@ def score_dask(model: BaseEstimator, X: Any, y: Any) -> float:
         return float((predictions == y).mean().compute())
     residual, total = da.compute(((y - predictions) ** 2).sum(), ((y - y.mean()) ** 2).sum())
     return float(1 - residual / total) if total > 0 else 0.0
+
+
+def as_online_scorer(scoring: Any) -> Any:
+    """A scorer ``f(estimator, X, y)`` from a name or callable, or ``None``."""
+    if scoring is None:
+        return None
+    if isinstance(scoring, str):
+        from sklearn.metrics import get_scorer
+
+        return get_scorer(scoring)  # raises a ValueError listing the valid names
+    if callable(scoring):
+        return scoring
+    raise TypeError(f"scoring={scoring!r} is not a scorer name or a callable scorer(estimator, X, y)")
