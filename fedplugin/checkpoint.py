@@ -49,7 +49,6 @@ SGDClassifier()
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -63,6 +62,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from .files import fsync_dir as _fsync_dir, sha256 as _sha256
 from .history import Round
 from .store import GlobalModel
 
@@ -108,27 +108,6 @@ class Checkpoint:
         """Samples trained over all saved rounds (0 without history)."""
         return self.history[-1].total_samples if self.history else 0
 
-    def check_fits(self, estimator: Any, classes: Any, adapter: Any, path: Any, name: str) -> None:
-        """Raise ``ValueError`` unless this checkpoint can seed plugin ``name``'s model."""
-        model = self.global_model
-        if type(self.estimator) is not type(estimator):
-            raise ValueError(
-                f"the checkpoint at {path} holds a {type(self.estimator).__name__} model; plugin "
-                f"{name!r} trains {type(estimator).__name__}: expected the same estimator class"
-            )
-        if classes is not None and (
-            model.classes is None or not np.array_equal(np.asarray(classes), np.asarray(model.classes))
-        ):
-            saved = None if model.classes is None else model.classes.tolist()
-            raise ValueError(
-                f"the checkpoint at {path} has classes={saved}; plugin {name!r} has "
-                f"classes={np.asarray(classes).tolist()}: expected the same classes"
-            )
-        expected = adapter.get_params(adapter.initialize(estimator, model.n_features, model.classes))
-        shapes = {k: np.shape(v) for k, v in model.params.items()}
-        wanted = {k: np.shape(v) for k, v in expected.items()}
-        if shapes != wanted:
-            raise ValueError(f"the checkpoint at {path} has parameters {shapes}; plugin {name!r} expects {wanted}")
 
 
 def save_checkpoint(
@@ -402,27 +381,6 @@ def _read_manifest(path: Path, newest: bool = True) -> dict[str, Any]:
         )
     return manifest
 
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["Checkpoint", "FORMAT_NAME", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]

@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from distributed import Client
 
 from . import store
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 
 class CheckpointMixin:
@@ -67,7 +68,7 @@ class CheckpointMixin:
         kwargs.setdefault("checkpoint", path)
         coord = cls(client, plugin, **kwargs)
         try:
-            saved.check_fits(coord.estimator, coord.classes, coord.adapter, path, coord.name)
+            check_fits(saved, coord.estimator, coord.classes, coord.adapter, path, coord.name)
             # force: the store may hold a newer version of another run under this name
             coord._publish(saved.global_model, force=True)
             coord.history = list(saved.history)
@@ -81,3 +82,26 @@ class CheckpointMixin:
         """Keep the ``checkpoint`` directory in step with the global model."""
         if self.checkpoint is not None and self._global is not None:
             self.save()
+
+
+def check_fits(saved: Checkpoint, estimator: Any, classes: Any, adapter: Any, path: Any, name: str) -> None:
+    """Raise ``ValueError`` unless this checkpoint can seed plugin ``name``'s model."""
+    model = saved.global_model
+    if type(saved.estimator) is not type(estimator):
+        raise ValueError(
+            f"the checkpoint at {path} holds a {type(saved.estimator).__name__} model; plugin "
+            f"{name!r} trains {type(estimator).__name__}: expected the same estimator class"
+        )
+    if classes is not None and (
+        model.classes is None or not np.array_equal(np.asarray(classes), np.asarray(model.classes))
+    ):
+        saved = None if model.classes is None else model.classes.tolist()
+        raise ValueError(
+            f"the checkpoint at {path} has classes={saved}; plugin {name!r} has "
+            f"classes={np.asarray(classes).tolist()}: expected the same classes"
+        )
+    expected = adapter.get_params(adapter.initialize(estimator, model.n_features, model.classes))
+    shapes = {k: np.shape(v) for k, v in model.params.items()}
+    wanted = {k: np.shape(v) for k, v in expected.items()}
+    if shapes != wanted:
+        raise ValueError(f"the checkpoint at {path} has parameters {shapes}; plugin {name!r} expects {wanted}")
