@@ -8,7 +8,7 @@ event loop (no thread slot needed, so it never waits behind a training task):
    handler (Dask's worker-to-worker comms; nothing crosses the client);
 2. combines them with :func:`~fedplugin.rounds.next_global`;
 3. stores the new global model on the scheduler (for restarting workers);
-4. pushes it to every worker through ``fedplugin_install``, as a fan-out tree
+4. pushes it to every worker through ``fedplugin_forward``, as a fan-out tree
    when there are many workers: each worker it sends to forwards the model to
    its share of the rest.
 
