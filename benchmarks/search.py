@@ -208,7 +208,7 @@ def federated_search(client: Client, data: Data, validation: str, repeats: int) 
         notes = "selection: accuracy on the last 20 % of the training rows; trained on the rest"
 
     def run() -> FederatedSearch:
-        return FederatedSearch(client, estimator(), grid(), block_size=BLOCK_SIZE).fit(*args)
+        return FederatedSearch(estimator(), grid(), client=client, block_size=BLOCK_SIZE).fit(*args)
 
     run()  # warm-up: workers import fedplugin and scikit-learn's model-selection code
     seconds, searches = zip(*(timed(run) for _ in range(repeats)))

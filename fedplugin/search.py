@@ -102,7 +102,7 @@ class SearchResult:
     fit_seconds: float = 0.0
 
 
-class FederatedSearch:
+class FederatedSearch(BaseEstimator):
     """Grid search that trains every candidate at once, federatedly, reading each block once.
 
     Every worker of the cluster holds all the candidates of ``param_grid`` and
@@ -118,10 +118,12 @@ class FederatedSearch:
     with ``epochs > 1`` the later epochs score blocks the candidates have
     already seen).
 
+    Like scikit-learn's estimators, the constructor only stores its arguments;
+    they are checked by :meth:`fit`, and ``clone``, ``get_params`` and
+    ``set_params`` work.
+
     Parameters
     ----------
-    client : distributed.Client
-        Client of the cluster to train on.
     estimator : scikit-learn estimator with ``partial_fit``
         The estimator whose settings are searched, of a family fedplugin
         supports (see :mod:`fedplugin.adapters`). For the deprecated
@@ -130,6 +132,9 @@ class FederatedSearch:
         :func:`passive_aggressive_grid`.
     param_grid : dict or list of dicts
         Parameter names to lists of values, as for ``GridSearchCV``.
+    client : distributed.Client, optional
+        Client of the cluster to train on; default the current client
+        (``distributed.get_client()``).
     sync : SyncPolicy or int, optional
         When to synchronize, as for :class:`~fedplugin.Coordinator`
         (default ``EveryNBatches(50)``). Prefer a count or time policy:
@@ -165,9 +170,9 @@ class FederatedSearch:
 
     Attributes
     ----------
-    candidate_params : list of dict
+    candidate_params_ : list of dict
         The parameter settings of the grid, in order.
-    candidates : list of estimators
+    candidates_ : list of estimators
         One unfitted estimator per setting.
     best_index_ : int
         Index of the best candidate (the first of the best if several tie).
@@ -193,9 +198,9 @@ class FederatedSearch:
     >>> from sklearn.linear_model import SGDClassifier
     >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
     >>> search = FederatedSearch(
-    ...     client,
     ...     SGDClassifier(loss="hinge", penalty=None),
     ...     passive_aggressive_grid([1e-3, 0.1, 1.0]),
+    ...     client=client,
     ... )                                                                # doctest: +SKIP
     >>> search.fit(X_train, y_train, X_val, y_val).best_params_         # doctest: +SKIP
     {'eta0': 0.001, 'learning_rate': 'pa1'}
@@ -205,10 +210,10 @@ class FederatedSearch:
 
     def __init__(
         self,
-        client: Client,
         estimator: BaseEstimator,
         param_grid: Any,
         *,
+        client: Client | None = None,
         sync: Any = None,
         aggregator: Any = None,
         scoring: Any = None,
@@ -218,33 +223,45 @@ class FederatedSearch:
         error_score: float | str = np.nan,
         overlap: bool | str = "auto",
     ) -> None:
-        if not isinstance(client, Client):
-            raise TypeError(f"client={client!r} is not a distributed.Client")
-        adapter_for(estimator)
-        _check_positive_int(block_size, "block_size")
-        _check_positive_int(epochs, "epochs")
-        _check_error_score(error_score)
-        if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(f"name={name!r} must be a non-empty string or None")
-        self.client = client
         self.estimator = estimator
         self.param_grid = param_grid
+        self.client = client
         self.sync = sync
-        self.aggregator = as_aggregator(WeightedMean() if aggregator is None else aggregator)
+        self.aggregator = aggregator
         self.scoring = scoring
         self.block_size = block_size
         self.epochs = epochs
         self.name = name
         self.error_score = error_score
         self.overlap = overlap
-        self.candidate_params = expand_grid(param_grid)
-        self.candidates = build_candidates(estimator, self.candidate_params)
-        self.scorer_ = as_scorer(scoring, self.candidates[0])
-        check_scorer_applies(self.scorer_, scoring, self.candidates)
-        self._result: SearchResult | None = None
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.estimator!r}, {len(self.candidates)} candidates)"
+    def _validate(self) -> Client:
+        """Check the settings, expand the grid; return the client to train with."""
+        client = self.client
+        if client is None:
+            from distributed import get_client
+
+            try:
+                client = get_client()
+            except ValueError as exc:
+                raise ValueError(
+                    "FederatedSearch needs a Dask cluster: pass client=Client(...) or create a "
+                    "Client first (it becomes the default)"
+                ) from exc
+        if not isinstance(client, Client):
+            raise TypeError(f"client={client!r} is not a distributed.Client")
+        adapter_for(self.estimator)
+        _check_positive_int(self.block_size, "block_size")
+        _check_positive_int(self.epochs, "epochs")
+        _check_error_score(self.error_score)
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise TypeError(f"name={self.name!r} must be a non-empty string or None")
+        self.candidate_params_ = expand_grid(self.param_grid)
+        self.candidates_ = build_candidates(self.estimator, self.candidate_params_)
+        self.scorer_ = as_scorer(self.scoring, self.candidates_[0])
+        check_scorer_applies(self.scorer_, self.scoring, self.candidates_)
+        self._aggregator = as_aggregator(WeightedMean() if self.aggregator is None else self.aggregator)
+        return client
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> FederatedSearch:
@@ -270,13 +287,15 @@ class FederatedSearch:
             If only one of ``X_val``, ``y_val`` is given, if every candidate
             failed, or (``error_score='raise'``) if one failed.
         """
+        client = self._validate()
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither (progressive validation)")
+        self._result = None
         template = CandidateSet(
-            self.candidates, scoring=self.scoring, progressive=X_val is None, error_score=self.error_score
+            self.candidates_, scoring=self.scoring, progressive=X_val is None, error_score=self.error_score
         )
         start = time.perf_counter()
-        model, history = self._train(template, X, y)
+        model, history = self._train(client, template, X, y)
         fit_seconds = time.perf_counter() - start
         failed = np.asarray(model.failed_, dtype=bool)
         if failed.all():
@@ -285,18 +304,18 @@ class FederatedSearch:
                 "error_score='raise' to see the first error"
             )
         scores, times = self._score(model, failed, X_val, y_val)
-        results = cv_results(self.candidate_params, scores, times)
+        results = cv_results(self.candidate_params_, scores, times)
         best = int(np.argmin(results["rank_test_score"]))
         self._result = SearchResult(results, best, copy.deepcopy(model.estimators_[best]), history, fit_seconds)
         self._warn_failures(failed, model.errors_)
         return self
 
-    def _train(self, template: CandidateSet, X: Any, y: Any) -> tuple[CandidateSet, list[Round]]:
+    def _train(self, client: Client, template: CandidateSet, X: Any, y: Any) -> tuple[CandidateSet, list[Round]]:
         """Federate ``template`` over the cluster; return its global model and the rounds."""
         options = dict(
-            sync=self.sync, aggregator=PerCandidate(self.aggregator), block_size=self.block_size, overlap=self.overlap
+            sync=self.sync, aggregator=PerCandidate(self._aggregator), block_size=self.block_size, overlap=self.overlap
         )
-        with federated_session(self.client, template, name=self.name, check_workers=False, progress=False, **options) as coord:
+        with federated_session(client, template, name=self.name, check_workers=False, progress=False, **options) as coord:
             coord.fit(X, y, epochs=self.epochs)
             return coord.global_model(), list(coord.history)
 
@@ -304,7 +323,7 @@ class FederatedSearch:
         self, model: CandidateSet, failed: np.ndarray, X_val: Any, y_val: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each candidate's score (``error_score`` where it failed) and scoring time."""
-        n = len(self.candidates)
+        n = len(self.candidates_)
         times = np.zeros(n)
         if X_val is None:
             scores = model.progressive_scores()
@@ -322,7 +341,7 @@ class FederatedSearch:
         if not failed.any():
             return
         reasons = [
-            f"{self.candidate_params[index]}: {errors.get(index, 'failed while training on a worker (see its log)')}"
+            f"{self.candidate_params_[index]}: {errors.get(index, 'failed while training on a worker (see its log)')}"
             for index in np.flatnonzero(failed)
         ]
         warnings.warn(
@@ -334,7 +353,7 @@ class FederatedSearch:
 
     # ---------------------------------------------------------------- results
     def _fitted(self) -> SearchResult:
-        if self._result is None:
+        if getattr(self, "_result", None) is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
         return self._result
 

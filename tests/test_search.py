@@ -245,7 +245,7 @@ def test_progressive_validation_scores_each_block_before_training_on_it(classifi
 # ------------------------------------------------------------- on a real cluster
 def test_best_candidate_is_as_good_as_the_best_trained_alone(client, split):
     X, y, X_val, y_val = split
-    search = FederatedSearch(client, BASE, GRID, block_size=BLOCK).fit(X, y, X_val, y_val)
+    search = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK).fit(X, y, X_val, y_val)
     single = [alone(params, X, y).score(X_val, y_val) for params in search.cv_results_["params"]]
     best_single = max(single)
     assert search.best_estimator_.score(X_val, y_val) >= best_single - 0.01
@@ -258,7 +258,7 @@ def test_best_candidate_is_as_good_as_the_best_trained_alone(client, split):
 
 def test_each_block_is_read_once_per_epoch_whatever_the_number_of_candidates(client, split):
     X, y, X_val, y_val = split
-    search = FederatedSearch(client, BASE, GRID, block_size=BLOCK, epochs=2, sync=8)
+    search = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK, epochs=2, sync=8)
     search.fit(X, y, X_val, y_val)
     n_blocks = len(X) // BLOCK
     assert sum(r.samples for r in search.history_) == 2 * len(X)  # not 2 * len(X) * 9
@@ -270,7 +270,7 @@ def test_each_block_is_read_once_per_epoch_whatever_the_number_of_candidates(cli
 def test_cv_results_best_attributes_and_cleanup(client, split):
     X, y, X_val, y_val = split
     search = FederatedSearch(
-        client, BASE, GRID, block_size=BLOCK, name="search-test", scoring="balanced_accuracy",
+        BASE, GRID, client=client, block_size=BLOCK, name="search-test", scoring="balanced_accuracy",
         aggregator={"coef_": Median(), "intercept_": Mean()},
     ).fit(X, y, X_val, y_val)
     results = search.cv_results_
@@ -300,7 +300,7 @@ def test_cv_results_best_attributes_and_cleanup(client, split):
 def test_search_candidate_equals_a_federation_of_that_candidate_alone(client, split):
     X, y, X_val, y_val = split
     # Equality to the last bit needs strict synchronous rounds on both sides (overlap=False, issue 9).
-    search = FederatedSearch(client, BASE, GRID, block_size=BLOCK, sync=4, overlap=False).fit(X, y, X_val, y_val)
+    search = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK, sync=4, overlap=False).fit(X, y, X_val, y_val)
     best = clone(BASE).set_params(**search.best_params_)
     plugin = FederatedModelPlugin(best, classes=[0, 1], name="alone")
     client.register_plugin(plugin)
@@ -313,8 +313,8 @@ def test_search_candidate_equals_a_federation_of_that_candidate_alone(client, sp
 
 def test_progressive_validation_without_a_held_out_set(client, split):
     X, y, X_val, y_val = split
-    held_out = FederatedSearch(client, BASE, GRID, block_size=BLOCK).fit(X, y, X_val, y_val)
-    progressive = FederatedSearch(client, BASE, GRID, block_size=BLOCK).fit(X, y)
+    held_out = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK).fit(X, y, X_val, y_val)
+    progressive = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK).fit(X, y)
     scores = progressive.cv_results_["mean_test_score"]
     assert np.all((scores > 0.4) & (scores < 1.0))
     assert progressive.best_estimator_.score(X_val, y_val) >= held_out.best_score_ - 0.01
@@ -326,42 +326,57 @@ def test_failed_candidate_scores_error_score_and_the_others_go_on(client, split)
     estimator = SGDClassifier(loss="log_loss", random_state=0)
     grid = {"learning_rate": ["optimal", "pa1"], "eta0": [1.0]}  # pa1 needs the hinge loss
     with pytest.warns(FitFailedWarning, match="1 of 2 candidates failed"):
-        search = FederatedSearch(client, estimator, grid, block_size=BLOCK).fit(X, y, X_val, y_val)
+        search = FederatedSearch(estimator, grid, client=client, block_size=BLOCK).fit(X, y, X_val, y_val)
     assert np.isnan(search.cv_results_["mean_test_score"][1])
     assert search.cv_results_["rank_test_score"].tolist() == [1, 2]
     assert search.best_params_ == {"eta0": 1.0, "learning_rate": "optimal"}
     with pytest.raises(ValueError, match="candidate 1 .*only works with loss 'hinge'"):
-        FederatedSearch(client, estimator, grid, block_size=BLOCK, error_score="raise").fit(X, y, X_val, y_val)
+        FederatedSearch(estimator, grid, client=client, block_size=BLOCK, error_score="raise").fit(X, y, X_val, y_val)
 
 
 def test_clear_errors(client, split):
-    X, y, X_val, _ = split
-    with pytest.raises(ValueError, match="holds no candidate"):
-        FederatedSearch(client, BASE, [])
-    with pytest.raises(ValueError, match="need to be a non-empty sequence"):
-        FederatedSearch(client, BASE, {"eta0": []})
-    with pytest.raises(ValueError, match="Invalid parameter 'C' for estimator SGDClassifier"):
-        FederatedSearch(client, BASE, {"C": [1.0]})
-    with pytest.raises(ValueError, match="candidate 1 .*average=True is not supported"):
-        FederatedSearch(client, BASE, {"average": [False, True]})
-    with pytest.raises(ValueError, match="'not_a_metric' is not a valid scoring value"):
-        FederatedSearch(client, BASE, {"eta0": [1.0]}, scoring="not_a_metric")
-    with pytest.raises(TypeError, match="several metrics at once are not supported"):
-        FederatedSearch(client, BASE, {"eta0": [1.0]}, scoring=["accuracy", "f1"])
-    with pytest.raises(ValueError, match="scoring='neg_log_loss' needs predict_proba"):
-        FederatedSearch(client, BASE, {"eta0": [1.0]}, scoring="neg_log_loss")
-    with pytest.raises(ValueError, match="epochs=0 must be an int >= 1"):
-        FederatedSearch(client, BASE, {"eta0": [1.0]}, epochs=0)
-    with pytest.raises(ValueError, match="error_score='ignore' is not usable"):
-        FederatedSearch(client, BASE, {"eta0": [1.0]}, error_score="ignore")
-    with pytest.raises(TypeError, match="is not a distributed.Client"):
-        FederatedSearch("tcp://localhost:8786", BASE, {"eta0": [1.0]})
-    search = FederatedSearch(client, BASE, {"eta0": [1.0]})
+    """Settings are checked by fit, before any training, as scikit-learn's estimators do.
+
+    (Changed with issue 9: FederatedSearch used to check them in its constructor.)
+    """
+    X, y, X_val, y_val = split
+    bad = [
+        ((BASE, []), {}, ValueError, "holds no candidate"),
+        ((BASE, {"eta0": []}), {}, ValueError, "need to be a non-empty sequence"),
+        ((BASE, {"C": [1.0]}), {}, ValueError, "Invalid parameter 'C' for estimator SGDClassifier"),
+        ((BASE, {"average": [False, True]}), {}, ValueError, "candidate 1 .*average=True is not supported"),
+        ((BASE, {"eta0": [1.0]}), {"scoring": "not_a_metric"}, ValueError, "'not_a_metric' is not a valid scoring value"),
+        ((BASE, {"eta0": [1.0]}), {"scoring": ["accuracy", "f1"]}, TypeError, "several metrics at once are not supported"),
+        ((BASE, {"eta0": [1.0]}), {"scoring": "neg_log_loss"}, ValueError, "scoring='neg_log_loss' needs predict_proba"),
+        ((BASE, {"eta0": [1.0]}), {"epochs": 0}, ValueError, "epochs=0 must be an int >= 1"),
+        ((BASE, {"eta0": [1.0]}), {"error_score": "ignore"}, ValueError, "error_score='ignore' is not usable"),
+        ((BASE, {"eta0": [1.0]}), {"client": "tcp://localhost:8786"}, TypeError, "is not a distributed.Client"),
+    ]
+    for args, kwargs, error, message in bad:
+        search = FederatedSearch(*args, **{"client": client, **kwargs})  # stores only
+        with pytest.raises(error, match=message):
+            search.fit(X[:1000], y[:1000], X_val, y_val)
+        assert not hasattr(search, "best_estimator_")
+    search = FederatedSearch(BASE, {"eta0": [1.0]}, client=client)
     with pytest.raises(NotFittedError, match="not fitted yet; call fit first"):
         _ = search.best_params_
     assert not hasattr(search, "best_estimator_")
     with pytest.raises(ValueError, match="give both X_val and y_val"):
         search.fit(X, y, X_val)
+
+
+def test_follows_scikit_learn_estimator_conventions(client, split):
+    """get_params / set_params / clone, and the current client by default (issue 9)."""
+    from sklearn.base import clone
+
+    X, y, X_val, y_val = split
+    search = FederatedSearch(BASE, {"eta0": [1e-3, 1.0]}, block_size=BLOCK, sync=4)
+    assert search.get_params()["param_grid"] == {"eta0": [1e-3, 1.0]} and search.client is None
+    copy = clone(search).set_params(param_grid={"eta0": [1.0]})
+    assert copy.get_params()["param_grid"] == {"eta0": [1.0]} and search.param_grid == {"eta0": [1e-3, 1.0]}
+    assert "FederatedSearch(" in repr(search)
+    search.fit(X, y, X_val, y_val)  # no client given: the default one (this module's cluster)
+    assert len(search.cv_results_["params"]) == 2 and search.candidate_params_ == [{"eta0": 0.001}, {"eta0": 1.0}]
 
 
 def test_scoring_failure_names_the_candidate(client, split):
@@ -370,6 +385,6 @@ def test_scoring_failure_names_the_candidate(client, split):
     def broken(estimator, X, y):
         raise RuntimeError("boom")
 
-    search = FederatedSearch(client, BASE, {"eta0": [1.0]}, scoring=broken, block_size=4000)
+    search = FederatedSearch(BASE, {"eta0": [1.0]}, client=client, scoring=broken, block_size=4000)
     with pytest.raises(ValueError, match="scoring=.*failed on candidate 0 .*boom"):
         search.fit(X, y, X_val, y_val)
