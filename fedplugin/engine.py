@@ -101,7 +101,7 @@ class RoundEngine:
         self.rounds: list[OpenRound] = []
         self.inflight: dict[Any, tuple[OpenRound, str, list]] = {}
         self.futures = as_completed(with_results=True, raise_errors=False)
-        self.closing: tuple[OpenRound, int, str, Any] | None = None
+        self.closing: tuple[OpenRound, int, str, Any, dict] | None = None
         self.attempts: dict[int, int] = {}
         self.next_base = coordinator.version
         self.workers = coordinator._workers()  # refreshed by every round's summary
@@ -315,21 +315,22 @@ class RoundEngine:
         )
         future = asyncio.run_coroutine_threadsafe(call, self.client.loop.asyncio_loop)
         started = time.perf_counter()
-        future.add_done_callback(lambda _: setattr(self, "last_close_seconds", time.perf_counter() - started))
-        self.closing = (rnd, attempt, aggregator, future)
+        stamp: dict[str, float] = {}  # this round's own latency, set when its answer lands
+        future.add_done_callback(lambda _: stamp.setdefault("seconds", time.perf_counter() - started))
+        self.closing = (rnd, attempt, aggregator, future, stamp)
 
     def _finish_close(self, block: bool) -> None:
         """Record the round being combined once its summary is back (``block``: wait for it)."""
         if self.closing is None or not (block or self.closing[3].done()):
             return
-        rnd, attempt, aggregator, call = self.closing
+        rnd, attempt, aggregator, call, stamp = self.closing
         self.closing = None
         try:
             answer = call.result().get(aggregator, CommClosedError(f"worker {aggregator} did not answer"))
         except Exception as exc:  # the aggregator's connection broke
             answer = exc
         if isinstance(answer, RoundSummary):
-            self.close_seconds = _average(self.close_seconds, getattr(self, "last_close_seconds", answer.seconds))
+            self.close_seconds = _average(self.close_seconds, stamp.get("seconds", answer.seconds))
             self._record(rnd, answer)
         elif isinstance(answer, WORKER_LOST) and attempt + 1 < MAX_ATTEMPTS:
             self._start_close(rnd, attempt + 1)  # another worker combines it
