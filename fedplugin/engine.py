@@ -274,7 +274,9 @@ class RoundEngine:
         rescatter_lost(self.client, list(self.source.blocks.values()))
         self._requeue(rnd, items)
         if rnd.accepting:
-            busy = {w for r, w, _ in self.inflight.values() if r is rnd}
+            # Busy: a task of this round, or of a later one (a round's task must
+            # not run after a later round's task on the same worker).
+            busy = {w for r, w, _ in self.inflight.values() if r.base >= rnd.base}
             for idle in self.workers:
                 if idle not in busy:
                     self._launch(rnd, idle)

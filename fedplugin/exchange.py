@@ -7,7 +7,8 @@ event loop (no thread slot needed, so it never waits behind a training task):
 1. pulls every participant's update through its ``fedplugin_handover``
    handler (Dask's worker-to-worker comms; nothing crosses the client);
 2. combines them with :func:`~fedplugin.rounds.next_global`;
-3. stores the new global model on the scheduler (for restarting workers);
+3. stores the new global model on the scheduler (for restarting workers, and
+   so that a retry after this worker died pushes the same model again);
 4. pushes it to every worker through ``fedplugin_forward``, as a fan-out tree
    when there are many workers: each worker it sends to forwards the model to
    its share of the rest.
@@ -84,6 +85,10 @@ async def close_round(
     reference = plugin.global_model
     if reference is None or reference.version != base:
         reference = await store.worker_fetch(dask_worker, name)
+    if reference is not None and reference.version == base + 1:
+        # An earlier attempt stored this round's model, then its worker was lost
+        # while pushing it: push the stored model again, never a second one.
+        return await _push_again(name, reference, participants, dask_worker, start)
     if reference is None or reference.version != base:
         found = None if reference is None else reference.version
         raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
@@ -107,10 +112,10 @@ async def close_round(
     # keeps answering (numpy releases the GIL for the arithmetic).
     new, excluded, payload = await loop.run_in_executor(None, _combine, reference, updates, rule, plugin.adapter)
     combined = loop.time()
-    _, sent = await asyncio.gather(
-        store.worker_put(dask_worker, name, new.version, payload),
-        broadcast(name, new, everyone, dask_worker=dask_worker),
-    )
+    # Stored first: if this worker dies while pushing, a retry finds the model
+    # in the store and pushes it again (no second, different version b + 1).
+    await store.worker_put(dask_worker, name, new.version, payload)
+    sent = await broadcast(name, new, everyone, dask_worker=dask_worker)
     return RoundSummary(
         version=new.version,
         rounds=new.rounds,
@@ -124,6 +129,16 @@ async def close_round(
         pull_seconds=pulled - start,
         combine_seconds=combined - pulled,
         push_seconds=loop.time() - combined,
+    )
+
+
+async def _push_again(name: str, model: GlobalModel, participants: list[str], worker: Any, start: float) -> RoundSummary:
+    everyone = await store.worker_addresses_from(worker)
+    sent = await broadcast(name, model, everyone, dask_worker=worker)
+    seconds = asyncio.get_running_loop().time() - start
+    return RoundSummary(
+        version=model.version, rounds=model.rounds, workers=sorted(participants), everyone=everyone,
+        bytes_down=model.nbytes() * sent, seconds=seconds, push_seconds=seconds,
     )
 
 

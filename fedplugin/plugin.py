@@ -17,9 +17,9 @@ How a round looks from a worker:
    to every worker through ``fedplugin_forward`` (a fan-out tree);
 3. the new global model is merged into the local model at the next block
    boundary (at once if the worker is idle), keeping the progress made
-   meanwhile; snapshots taken before it arrived are rebased onto it (see
-   :mod:`fedplugin.round_state`), so every update of a round is based on the
-   same global model.
+   meanwhile; snapshots of later rounds taken before it arrived are rebased
+   onto it (see :mod:`fedplugin.round_state`), so every update of a round is
+   based on the same global model.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ class FederatedModelPlugin(WorkerPlugin):
         self.worker = worker
         self.adapter = adapter_for(self.estimator)
         # Guards the local model; a training task holds it for the whole task.
-        # The event loop only ever tries it without waiting.
+        # On the event loop it is only tried without waiting (a manual
+        # synchronize between fits waits half a second at most).
         self.lock = threading.Lock()
         self.model: BaseEstimator | None = None
         self.rounds = RoundState(self.adapter)
@@ -266,7 +267,7 @@ class FederatedModelPlugin(WorkerPlugin):
 
     def predict(self, X: np.ndarray, method: str = "predict") -> np.ndarray:
         """Label ``X`` with this worker's local model (copied under the lock, waiting at most 1 s)."""
-        model = self.local_model(timeout=1.0)  # called on the event loop: never wait long
+        model = self.local_model(timeout=1.0)  # a prediction request should not wait long
         return getattr(model, method)(np.asarray(X, dtype=np.float64))
 
     # ------------------------------------------------------------------ training
@@ -299,6 +300,11 @@ class FederatedModelPlugin(WorkerPlugin):
                     "the coordinator broadcasts one before training"
                 )
             base = self.global_model.version if base is None else base
+            if self.rounds.snapshots and base < max(self.rounds.snapshots):
+                # A later round's task ran first (several threads, or a task
+                # launched late after a lost worker): training now would put
+                # later progress into this round's update. Hand everything back.
+                return TaskReport(worker=self.worker.address, base=base)
             report = train_blocks(self, token, blocks, policy, elapsed_before, scorer)
             self.training_seconds += report.seconds
             report.base = base

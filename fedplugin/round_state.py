@@ -16,9 +16,11 @@ adapter's ``merge``. Something with no progress since the anchor becomes the
 new global model bit for bit.
 
 :meth:`RoundState.update_for` answers the worker that combines a round: it
-rebases the snapshot onto every global model that has arrived but is not yet
-merged into the local model (the training thread merges between blocks), so
-every update of a round is based on the same global model.
+rebases the snapshot onto the global models up to the round's that have
+arrived but are not yet merged into the local model (the training thread
+merges between blocks). A worker that never received the round's model has no
+update for it (its blocks are trained again), so every update of a round is
+based on the same global model.
 
 Examples
 --------
@@ -63,8 +65,9 @@ class Snapshot:
 class RoundState:
     """The global model a worker holds, its snapshots, and the models still to merge.
 
-    Every method takes :attr:`lock` for a short, bounded time (never while
-    training), so the worker's event loop may call them.
+    The methods that change or read several fields take :attr:`lock` for a
+    short, bounded time (never while training), so the worker's event loop may
+    call them.
     """
 
     def __init__(self, adapter: Any) -> None:
@@ -115,6 +118,13 @@ class RoundState:
             if base not in self.snapshots:
                 return None
             pending = sorted((m for m in self.incoming if m.version <= base), key=lambda m: m.version)
+            known = max([m.version for m in pending] + ([self.applied.version] if self.applied else []))
+            if known != base:
+                # This worker never got the round's model (it joined, or missed a
+                # push): its update cannot be placed on it. It counts as missing
+                # and its blocks are trained again; the next model it merges
+                # drops this snapshot's progress (the snapshot is the anchor).
+                return None
             snapshots = dict(self.snapshots)
             _rebase_all(self.adapter, self.applied, snapshots, pending, None)
             snapshot = snapshots[base]
@@ -133,9 +143,11 @@ def _rebase_all(
             applied, local = model, (None if local is None else model.params)
             snapshots.clear()
             continue
-        # The update of the round that produced ``model``: what it already holds.
-        anchor_snapshot = snapshots.get(model.version - 1)
-        anchor = anchor_snapshot.params if anchor_snapshot is not None else applied.params
+        # What ``model`` already holds of this worker: its latest update below
+        # ``model``'s version (that of the round that produced it, unless the
+        # worker skipped versions), else the global model it held.
+        earlier = [b for b in snapshots if b < model.version]
+        anchor = snapshots[max(earlier)].params if earlier else applied.params
         for base in [b for b in snapshots if b < model.version]:
             del snapshots[base]  # combined into this model (or an earlier one)
         for base, snapshot in snapshots.items():

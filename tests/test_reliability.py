@@ -199,3 +199,25 @@ def test_two_coordinators_at_once(client, data):
         assert coord.score(X_test, y_test) > 0.6
         for state in coord.worker_states().values():
             np.testing.assert_allclose(state["params"]["coef_"], coord.global_model().coef_)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlap", "synchronous"])
+def test_killed_worker_loses_and_repeats_no_count(nanny_client, tmp_path, overlap):
+    """Naive Bayes counts add up exactly: a block counted twice or lost across a worker's
+    death and restart would show in the global model (issue 9's review)."""
+    from sklearn.naive_bayes import MultinomialNB
+
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 5, size=(20_000, 6)).astype(float), rng.integers(0, 3, size=20_000)
+    plugin = FederatedModelPlugin(MultinomialNB(), classes=[0, 1, 2], name=f"nb-{overlap}")
+    nanny_client.register_plugin(plugin)
+    coord = Coordinator(
+        nanny_client, plugin, sync=KillOnce(10, 0.02, str(tmp_path / "killed")), block_size=500, overlap=overlap,
+    )
+    coord.fit(X, y)
+    model = coord.global_model()
+    assert (tmp_path / "killed").exists(), "a worker died during the fit"
+    assert sum(r.samples for r in coord.history) == len(y)
+    np.testing.assert_array_equal(model.class_count_, [np.sum(y == c) for c in range(3)])
+    np.testing.assert_array_equal(model.feature_count_, np.stack([X[y == c].sum(0) for c in range(3)]))
