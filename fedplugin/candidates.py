@@ -18,6 +18,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import validate_data
 
 from .adapters import Params, adapter_for, fresh_copy
+from .rounds import is_finite
 
 logger = logging.getLogger("fedplugin")
 
@@ -278,7 +279,7 @@ class CandidateSet(BaseEstimator):
     def _train_one(self, index: int, X: np.ndarray, y: np.ndarray) -> None:
         adapter, estimator = self._adapters[index], self.estimators_[index]
         adapter.partial_fit(estimator, X, y)
-        if not _all_finite(adapter.get_params(estimator)):
+        if not is_finite(adapter.get_params(estimator)):
             raise ValueError("training left non-finite parameters")
 
     def _score_block(self, live: np.ndarray, X: np.ndarray, y: np.ndarray) -> None:
@@ -360,8 +361,3 @@ def split_params(params: Mapping[str, np.ndarray], n_candidates: int) -> tuple[l
             raise ValueError(f"parameter {key!r} names no candidate of {n_candidates}")
         parts[int(prefix[1:])][name] = value
     return parts, own
-
-
-def _all_finite(params: Mapping[str, np.ndarray]) -> bool:
-    return all(np.all(np.isfinite(value)) for value in params.values())
-

@@ -15,7 +15,8 @@ import logging
 import os
 import warnings
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -314,25 +315,20 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
             init = self.adapter.initialize(self.estimator, data.n_features, data.classes)
             check(list(self.adapter.get_params(init)))
 
-    def _rollback_on_error(self) -> Any:
+    @contextmanager
+    def _rollback_on_error(self) -> Iterator[None]:
         """On any error in a fit: the stored model, every worker, the history as before."""
-        from contextlib import contextmanager
-
-        @contextmanager
-        def guard() -> Any:
-            store.pin(self.client, self.name)
-            snapshot = (self._global, len(self.history), self._total_samples)
-            try:
-                yield
-            except BaseException:
-                self._global, history_len, self._total_samples = snapshot
-                del self.history[history_len:]
-                store.restore(self.client, self.name)
-                self.client.run(tasks.reload, self.name, on_error="return")
-                self._autosave()
-                raise
-
-        return guard()
+        store.pin(self.client, self.name)
+        snapshot = (self._global, len(self.history), self._total_samples)
+        try:
+            yield
+        except BaseException:
+            self._global, history_len, self._total_samples = snapshot
+            del self.history[history_len:]
+            store.restore(self.client, self.name)
+            self.client.run(tasks.reload, self.name, on_error="return")
+            self._autosave()
+            raise
 
     def _check_fitted(self) -> None:
         if self._global is None:

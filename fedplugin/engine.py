@@ -43,7 +43,7 @@ from .blocks import rescatter_lost
 from .exchange import RoundSummary
 from .local_training import TaskReport
 from .queues import rebalance, requeue, shares_of, take
-from .sources import BlockSource, untrained_items
+from .sources import BlockSource
 
 logger = logging.getLogger("fedplugin")
 
@@ -79,6 +79,17 @@ class OpenRound:
     client_bytes: int = 0
 
 
+@dataclass
+class Closing:
+    """The round being combined: which attempt, on which worker, and its pending answer."""
+
+    round: OpenRound
+    attempt: int
+    aggregator: str
+    future: Any
+    seconds: float | None = None  # client-side latency, set when the answer lands
+
+
 class RoundEngine:
     """Train every block of ``source`` through rounds, for one ``fit`` or ``fit_stream``.
 
@@ -101,7 +112,9 @@ class RoundEngine:
         self.rounds: list[OpenRound] = []
         self.inflight: dict[Any, tuple[OpenRound, str, list]] = {}
         self.futures = as_completed(with_results=True, raise_errors=False)
-        self.closing: tuple[OpenRound, int, str, Any, dict] | None = None
+        self.closing: Closing | None = None
+        # What the client sends to combine a round, besides the call itself.
+        self.rule_bytes = len(pickle.dumps(coordinator.aggregator))
         self.attempts: dict[int, int] = {}
         self.next_base = coordinator.version
         self.workers = coordinator._workers()  # refreshed by every round's summary
@@ -210,7 +223,7 @@ class RoundEngine:
             coord.scorer, key=f"fedplugin-train-{uuid.uuid4().hex}", workers=[worker], allow_other_workers=True,
             pure=False,
         )
-        rnd.client_bytes += _wire_bytes(source, items)
+        rnd.client_bytes += source.wire_bytes(items)
         rnd.pending += 1
         self.inflight[future] = (rnd, worker, items)
         self.futures.add(future)
@@ -242,7 +255,7 @@ class RoundEngine:
         report: TaskReport = result
         rnd.client_bytes += len(pickle.dumps(report))
         trained = items[: len(report.trained)]
-        leftover = untrained_items(items, len(report.trained))
+        leftover = items[len(report.trained):]  # blocks are trained in order: the tail is untrained
         if leftover:
             rnd.handed_back += len(leftover)
             self.source.queues.setdefault(report.worker, deque()).extendleft(reversed(leftover))
@@ -315,24 +328,25 @@ class RoundEngine:
             exchange.close_round, self.coord.name, rnd.base, participants, self.coord.aggregator,
             workers=[aggregator], on_error="return", asynchronous=True,
         )
-        future = asyncio.run_coroutine_threadsafe(call, self.client.loop.asyncio_loop)
+        closing = Closing(rnd, attempt, aggregator, asyncio.run_coroutine_threadsafe(call, self.client.loop.asyncio_loop))
         started = time.perf_counter()
-        stamp: dict[str, float] = {}  # this round's own latency, set when its answer lands
-        future.add_done_callback(lambda _: stamp.setdefault("seconds", time.perf_counter() - started))
-        self.closing = (rnd, attempt, aggregator, future, stamp)
+        # This round's own latency, stamped when its answer lands.
+        closing.future.add_done_callback(lambda _: setattr(closing, "seconds", time.perf_counter() - started))
+        self.closing = closing
 
     def _finish_close(self, block: bool) -> None:
         """Record the round being combined once its summary is back (``block``: wait for it)."""
-        if self.closing is None or not (block or self.closing[3].done()):
+        closing = self.closing
+        if closing is None or not (block or closing.future.done()):
             return
-        rnd, attempt, aggregator, call, stamp = self.closing
         self.closing = None
+        rnd, attempt, aggregator = closing.round, closing.attempt, closing.aggregator
         try:
-            answer = call.result().get(aggregator, CommClosedError(f"worker {aggregator} did not answer"))
+            answer = closing.future.result().get(aggregator, CommClosedError(f"worker {aggregator} did not answer"))
         except Exception as exc:  # the aggregator's connection broke
             answer = exc
         if isinstance(answer, RoundSummary):
-            self.close_seconds = _average(self.close_seconds, stamp.get("seconds", answer.seconds))
+            self.close_seconds = _average(self.close_seconds, closing.seconds or answer.seconds)
             self._record(rnd, answer)
         elif isinstance(answer, WORKER_LOST) and attempt + 1 < MAX_ATTEMPTS:
             self._start_close(rnd, attempt + 1)  # another worker combines it
@@ -342,7 +356,7 @@ class RoundEngine:
             raise answer
 
     def _record(self, rnd: OpenRound, summary: RoundSummary) -> None:
-        rnd.client_bytes += len(pickle.dumps(summary)) + len(pickle.dumps(self.coord.aggregator))
+        rnd.client_bytes += len(pickle.dumps(summary)) + self.rule_bytes
         self.workers = summary.everyone or self.workers
         for worker in summary.missing:  # its update died with it: train its blocks again
             lost = rnd.trained_by.pop(worker, [])
@@ -358,7 +372,7 @@ class RoundEngine:
         """Stop every open round's tasks at once and wait for them (and a round being combined) to end."""
         if self.closing is not None:
             try:
-                self.closing[3].result()
+                self.closing.future.result()
             except Exception:
                 pass
             self.closing = None
@@ -376,18 +390,3 @@ class RoundEngine:
 def _average(current: float | None, value: float, weight: float = 0.3) -> float:
     """Exponential moving average (the first value starts it)."""
     return value if current is None else (1 - weight) * current + weight * value
-
-
-def _wire_bytes(source: BlockSource, items: list) -> int:
-    """Bytes a task's block references cost the client to send (keys, or culled graphs)."""
-    total = 0
-    for _, index in items:
-        block = source.blocks[index]
-        if block.wire_bytes is None:
-            block.wire_bytes = len(pickle.dumps((_ref(block.x), _ref(block.y))))
-        total += block.wire_bytes
-    return total
-
-
-def _ref(part: Any) -> Any:
-    return getattr(part, "key", part)

@@ -20,7 +20,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .adapters import adapter_for, fresh_copy
-from .session import federated_session
+from .session import client_or_default, federated_session
 from .predicting import apply_dask, is_dask, score_dask
 from .store import GlobalModel
 
@@ -130,7 +130,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         if fitted and is_classifier(template):
             classes = self.classes_
         options = dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size, progress=False)
-        with federated_session(self._client(), template, classes=classes, **options) as coord:
+        with federated_session(client_or_default(self.client, "FederatedEstimator"), template, classes=classes, **options) as coord:
             if fitted:
                 coord.set_global_model(self.estimator_)
             coord.fit(X, y, epochs=epochs)
@@ -141,19 +141,6 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             self.classes_ = self.estimator_.classes_
         self.n_features_in_ = n_features
         return self
-
-    def _client(self) -> Any:
-        if self.client is not None:
-            return self.client
-        from distributed import get_client
-
-        try:
-            return get_client()
-        except ValueError as exc:
-            raise ValueError(
-                "FederatedEstimator needs a Dask cluster: pass client=Client(...) or create a "
-                "Client first (it becomes the default)"
-            ) from exc
 
     # ---------------------------------------------------------------- predicting
     def _check_input(self, X: Any) -> Any:

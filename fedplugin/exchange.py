@@ -181,7 +181,7 @@ async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_work
     count += sum(a for a in answers if isinstance(a, int))
     for part, answer in zip(slices, answers):
         if isinstance(answer, BaseException) and len(part) > 1:
-            count += await broadcast(name, model, [dask_worker.address, *part[1:]], dask_worker=dask_worker) - 1
+            count += await broadcast(name, model, part[1:], dask_worker=dask_worker)
     return count
 
 

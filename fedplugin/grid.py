@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from sklearn.model_selection import ParameterGrid
 
 from .adapters import adapter_for, fresh_copy
 from .candidates import PA_LEARNING_RATES
+from .history import Round
 
 
 def passive_aggressive_grid(
@@ -153,3 +155,13 @@ def cv_results(
     results["mean_score_time"] = np.asarray(score_times, dtype=np.float64)
     return results
 
+
+@dataclass
+class SearchResult:
+    """What one :meth:`FederatedSearch.fit` found."""
+
+    cv_results: dict[str, Any]
+    best_index: int
+    best_estimator: BaseEstimator
+    history: list[Round] = field(default_factory=list)
+    fit_seconds: float = 0.0

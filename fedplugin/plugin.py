@@ -136,13 +136,12 @@ class FederatedModelPlugin(WorkerPlugin):
         return self.rounds.applied
 
     # ------------------------------------------------------- models arriving
-    def set_global(self, payload: bytes) -> int:
-        """Replace the local model with the global model in ``payload``; return its version.
+    def set_global(self, model: GlobalModel) -> int:
+        """Replace the local model with ``model``; return its version.
 
         Unlike a round's merge, this drops local progress: it is how a fit
         starts, a checkpoint is resumed or a failed fit is rolled back.
         """
-        model = GlobalModel.from_bytes(payload)
         with self.lock:
             self._adopt(model)
         return model.version
@@ -167,8 +166,7 @@ class FederatedModelPlugin(WorkerPlugin):
         if not self.rounds.has_incoming():
             return
         if self.model is None:
-            first = self.rounds.incoming[-1]
-            self._adopt(first)
+            self._adopt(max(self.rounds.incoming, key=lambda m: m.version))
             return
         local = self.adapter.get_params(self.model)
         merged = self.rounds.rebase(local)

@@ -148,7 +148,7 @@ def _rebase_all(
         # worker skipped versions), else the global model it held.
         earlier = [b for b in snapshots if b < model.version]
         anchor = snapshots[max(earlier)].params if earlier else applied.params
-        for base in [b for b in snapshots if b < model.version]:
+        for base in earlier:
             del snapshots[base]  # combined into this model (or an earlier one)
         for base, snapshot in snapshots.items():
             snapshots[base] = Snapshot(_rebase(adapter, model.params, snapshot.params, anchor), snapshot.samples, snapshot.state)

@@ -57,7 +57,6 @@ import logging
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -79,6 +78,7 @@ from .candidates import (
     split_params,
 )
 from .grid import (
+    SearchResult,
     _check_positive_int,
     _in_memory,
     build_candidates,
@@ -87,20 +87,9 @@ from .grid import (
     passive_aggressive_grid,
     rank_scores,
 )
-from .session import federated_session
+from .session import client_or_default, federated_session
 
 logger = logging.getLogger("fedplugin")
-
-@dataclass
-class SearchResult:
-    """What one :meth:`FederatedSearch.fit` found."""
-
-    cv_results: dict[str, Any]
-    best_index: int
-    best_estimator: BaseEstimator
-    history: list[Round] = field(default_factory=list)
-    fit_seconds: float = 0.0
-
 
 class FederatedSearch(BaseEstimator):
     """Grid search that trains every candidate at once, federatedly, reading each block once.
@@ -237,19 +226,7 @@ class FederatedSearch(BaseEstimator):
 
     def _validate(self) -> Client:
         """Check the settings, expand the grid; return the client to train with."""
-        client = self.client
-        if client is None:
-            from distributed import get_client
-
-            try:
-                client = get_client()
-            except ValueError as exc:
-                raise ValueError(
-                    "FederatedSearch needs a Dask cluster: pass client=Client(...) or create a "
-                    "Client first (it becomes the default)"
-                ) from exc
-        if not isinstance(client, Client):
-            raise TypeError(f"client={client!r} is not a distributed.Client")
+        client = client_or_default(self.client, "FederatedSearch")
         adapter_for(self.estimator)
         _check_positive_int(self.block_size, "block_size")
         _check_positive_int(self.epochs, "epochs")

@@ -34,6 +34,23 @@ from .deploy import register
 from .plugin import FederatedModelPlugin
 
 
+def client_or_default(client: Client | None, owner: str) -> Client:
+    """``client``, or the current default client; a clear error naming ``owner`` if there is none."""
+    if client is None:
+        from distributed import get_client
+
+        try:
+            client = get_client()
+        except ValueError as exc:
+            raise ValueError(
+                f"{owner} needs a Dask cluster: pass client=Client(...) or create a "
+                "Client first (it becomes the default)"
+            ) from exc
+    if not isinstance(client, Client):
+        raise TypeError(f"client={client!r} is not a distributed.Client")
+    return client
+
+
 @contextmanager
 def federated_session(
     client: Client,

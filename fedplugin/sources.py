@@ -9,8 +9,8 @@ combined (:meth:`BlockSource.release`).
 
 from __future__ import annotations
 
+import pickle
 from collections import deque
-from typing import Any
 
 from .blocks import BlockRef, TrainingData
 from .queues import initial_queues
@@ -42,6 +42,17 @@ class BlockSource:
     def release(self, indices: set[int]) -> None:
         """Blocks whose round is combined; a source may forget them."""
 
+    def wire_bytes(self, items: list) -> int:
+        """Bytes the references to ``items``' blocks cost in a task message (keys, or culled graphs)."""
+        total = 0
+        for _, index in items:
+            block = self.blocks[index]
+            if block.wire_bytes is None:  # measured once per block
+                refs = tuple(getattr(part, "key", part) for part in (block.x, block.y))
+                block.wire_bytes = len(pickle.dumps(refs))
+            total += block.wire_bytes
+        return total
+
 
 class StreamSource(BlockSource):
     """The blocks of a stream, read on demand through a :class:`StreamFeeder`."""
@@ -67,8 +78,3 @@ class StreamSource(BlockSource):
         waiting = {index for queue in self.queues.values() for _, index in queue}
         for index in indices - waiting:
             self.blocks.pop(index, None)
-
-
-def untrained_items(items: list[Any], trained: int) -> list[Any]:
-    """Blocks are trained in order: the untrained ones are the tail."""
-    return items[trained:]

@@ -30,11 +30,6 @@ def train(name: str, *args: Any, **kwargs: Any) -> Any:
     return _plugin(get_worker(), name).train(*args, **kwargs)
 
 
-def set_global(name: str, payload: bytes, dask_worker: Any = None) -> int:
-    """``client.run``: install a global model on this worker, dropping local progress."""
-    return _plugin(dask_worker, name).set_global(payload)
-
-
 async def reload(name: str, dask_worker: Any = None) -> int | None:
     """``client.run``: adopt the stored global model (none stored: forget the model).
 
@@ -47,7 +42,7 @@ async def reload(name: str, dask_worker: Any = None) -> int | None:
     if model is None:
         await loop.run_in_executor(None, plugin.forget)
         return None
-    return await loop.run_in_executor(None, plugin.set_global, model.to_bytes())
+    return await loop.run_in_executor(None, plugin.set_global, model)
 
 
 def request_stop(name: str, token: str, dask_worker: Any = None) -> None:
