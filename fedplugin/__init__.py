@@ -13,6 +13,7 @@ from .coordinator import Coordinator
 from .deploy import register
 from .estimator import FederatedEstimator
 from .history import Round
+from .ownership import forget
 from .plotting import plot_history
 from .plugin import FederatedModelPlugin
 from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
@@ -36,6 +37,7 @@ __all__ = [
     "FederatedEstimator",
     "FederatedModelPlugin",
     "FederatedSearch",
+    "forget",
     "federated_session",
     "GlobalModel",
     "Krum",

@@ -204,16 +204,20 @@ def _check_finite(values: np.ndarray, label: str) -> None:
         )
 
 
+class DataDoesNotFitModel(ValueError):
+    """The data has other features or labels than the model it would train."""
+
+
 def _check_labels(y: np.ndarray, classes: np.ndarray, label: str) -> None:
     known = np.isin(y, classes)
     if not known.all():
         unknown = np.unique(y[~known])[:5].tolist()
-        raise ValueError(f"{label} has labels {unknown} not in classes={classes.tolist()}")
+        raise DataDoesNotFitModel(f"{label} has labels {unknown} not in classes={classes.tolist()}")
 
 
 def _check_features(n_found: int, n_features: int | None) -> None:
     if n_features is not None and n_found != n_features:
-        raise ValueError(
+        raise DataDoesNotFitModel(
             f"X has {n_found} features; expected {n_features} as the model was initialised with"
         )
 

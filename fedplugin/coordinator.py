@@ -29,12 +29,13 @@ from sklearn.exceptions import NotFittedError
 from . import store, tasks
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
-from .blocks import TrainingData, prepare
+from .blocks import DataDoesNotFitModel, TrainingData, prepare
 from .checkpointing import CheckpointMixin
 from .engine import OpenRound, RoundEngine
 from .exchange import RoundSummary
 from .deploy import resolve_plugin
 from .history import Round, round_record
+from .ownership import replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
 from .predicting import as_online_scorer
@@ -162,6 +163,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         self._engine: RoundEngine | None = None
         self._cache: tuple[int, BaseEstimator] | None = None
         store.ensure_store(client)
+        replace_foreign_model(client, self.name, self.estimator, self.classes)
         # Workers that end a round themselves (time, drift, ...) say so on this topic.
         client.subscribe_topic(f"fedplugin-{self.name}", self._on_signal)
         self._global: GlobalModel | None = store.fetch_info(client, self.name)
@@ -211,10 +213,11 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
             model and history are then as they were before the call.
         """
         _check_int(epochs, "epochs")
-        data = prepare(
-            self.client, X, y, block_size=self.block_size, n_features=self.n_features,
-            classes=self._classes_for_validation(), is_classifier=is_classifier(self.estimator),
-        )
+        with self._explain_stored_model():
+            data = prepare(
+                self.client, X, y, block_size=self.block_size, n_features=self.n_features,
+                classes=self._classes_for_validation(), is_classifier=is_classifier(self.estimator),
+            )
         self._check_aggregator(data)
         with self._rollback_on_error():
             if self._global is None:
@@ -265,7 +268,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
             self.client, batches, max_blocks=max_blocks_in_flight, block_size=self.block_size,
             n_features=self.n_features, classes=classes, is_classifier=is_classifier(self.estimator),
         )
-        first = feed.peek()
+        with self._explain_stored_model():
+            first = feed.peek()
         if first is None:
             raise ValueError("the stream is empty; expected at least one (X, y) batch")
         with self._rollback_on_error():
@@ -308,6 +312,20 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
     # ------------------------------------------------------------- set-up
     def _classes_for_validation(self) -> np.ndarray | None:
         return self.classes if self._global is None else self._global.classes
+
+    @contextmanager
+    def _explain_stored_model(self) -> Iterator[None]:
+        """Data that does not fit an existing global model: say how to start a new one."""
+        try:
+            yield
+        except DataDoesNotFitModel as exc:
+            if self._global is None:
+                raise
+            raise DataDoesNotFitModel(
+                f"{exc}. Plugin {self.name!r} holds a global model already (version {self.version}); to "
+                f"train a new model on this data, call fedplugin.forget(client, {self.name!r}) first, "
+                "or register the plugin under another name"
+            ) from None
 
     def _check_aggregator(self, data: TrainingData) -> None:
         check = getattr(self.aggregator, "check_names", None)

@@ -70,6 +70,11 @@ def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str,
     problems = _cannot_load(client, payload)
     if problems:
         raise RuntimeError(_explain(name, problems, client))
+    from .ownership import replace_foreign_model
+    from .plugin import FederatedModelPlugin
+
+    if isinstance(plugin, FederatedModelPlugin):
+        replace_foreign_model(client, name, plugin.estimator, plugin.classes)
     try:
         return client.register_plugin(plugin)
     except Exception as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ class GlobalModelMixin:
 
     def _publish(self, model: GlobalModel, *, force: bool = False) -> None:
         """Make ``model`` the global model: store it on the scheduler; every worker loads it."""
+        model = replace(model, estimator=type(self.estimator).__name__)
         store.put(self.client, model, self.name, force=force)
         self._global = model.info()
         self._cache = (model.version, self._build(model))

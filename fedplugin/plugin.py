@@ -42,6 +42,7 @@ from .adapters import adapter_for, fresh_copy
 from .exchange import forward
 from .round_state import RoundState
 from .local_training import TaskReport, train_blocks
+from .ownership import mismatch
 from .store import GlobalModel
 from .sync import SyncPolicy
 
@@ -61,7 +62,10 @@ class FederatedModelPlugin(WorkerPlugin):
         ``y`` of the first ``fit``.
     name : str
         Plugin name; one name per federated model. Registering a plugin with
-        the same name again replaces it (``idempotent = False``).
+        the same name again replaces the plugin (``idempotent = False``) and
+        keeps the stored global model if it fits the new plugin (same
+        estimator class and classes); otherwise that model is dropped with a
+        warning (see :func:`fedplugin.forget`).
 
     Examples
     --------
@@ -122,7 +126,12 @@ class FederatedModelPlugin(WorkerPlugin):
         # sure here keeps setup independent of who came first.
         await store.worker_ensure_store(worker)
         model = await store.worker_fetch(worker, self.name)
-        if model is not None:
+        reason = None if model is None else mismatch(self.estimator, self.classes, model)
+        if reason is not None:
+            # A name re-used for another model: never fail setup (that would
+            # fail every start of this worker); the coordinator drops it.
+            logger.warning("worker %s does not adopt the stored model of %s: %s", worker.address, self.name, reason)
+        elif model is not None:
             self._adopt(model)
             self.restored_at = time.time()
             logger.info("worker %s restored %s at version %d", worker.address, self.name, model.version)

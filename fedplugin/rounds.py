@@ -22,7 +22,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -88,5 +88,5 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
         params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
     states = [update.state for update in finite if update.state]
     state = {key: float(np.mean([s[key] for s in states])) for key in states[0]} if states else current.extra.get("state", {})
-    new = GlobalModel(current.version + 1, params, current.n_features, current.classes, current.rounds + 1, {"state": state})
+    new = replace(current, version=current.version + 1, params=params, rounds=current.rounds + 1, extra={"state": state})
     return new, excluded

@@ -48,6 +48,10 @@ class GlobalModel:
     extra : dict
         Other state workers adopt with the model: ``extra["state"]`` holds the
         workers' mean training state (see ``ModelAdapter.get_state``).
+    estimator : str
+        Class name of the estimator that trained it (empty for models stored
+        by fedplugin 0.1), so that a plugin re-registered under the same name
+        with another estimator does not adopt it (see :mod:`fedplugin.ownership`).
     """
 
     version: int
@@ -56,6 +60,7 @@ class GlobalModel:
     classes: np.ndarray | None = None
     rounds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    estimator: str = ""
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
