@@ -11,6 +11,7 @@ from .aggregation import Aggregator, Krum, Mean, Median, PerParameter, TrimmedMe
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .coordinator import Coordinator
 from .deploy import register
+from .divergence import TrainingDiverged
 from .estimator import FederatedEstimator
 from .history import Round
 from .ownership import forget
@@ -53,6 +54,7 @@ __all__ = [
     "register",
     "save_checkpoint",
     "SyncPolicy",
+    "TrainingDiverged",
     "TrimmedMean",
     "WeightedMean",
 ]

@@ -29,13 +29,14 @@ from sklearn.exceptions import NotFittedError
 from . import store, tasks
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
-from .blocks import DataDoesNotFitModel, TrainingData, prepare
+from .blocks import TrainingData, prepare
 from .checkpointing import CheckpointMixin
-from .engine import OpenRound, RoundEngine
+from .engine import RoundEngine
+from .open_rounds import OpenRound
 from .exchange import RoundSummary
 from .deploy import resolve_plugin
 from .history import Round, round_record
-from .ownership import replace_foreign_model
+from .ownership import explain_mismatch, replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
 from .predicting import as_online_scorer
@@ -209,11 +210,13 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         ------
         ValueError, TypeError
             On bad input: wrong types, shapes, features, lengths or row chunks,
-            empty input, NaN or infinite values, unknown labels. The global
-            model and history are then as they were before the call.
+            empty input, NaN or infinite values, unknown labels; also when
+            training diverges twice on the same block
+            (``fedplugin.TrainingDiverged``, see :doc:`/guide/concepts`).
+            The global model and history are then as they were before the call.
         """
         _check_int(epochs, "epochs")
-        with self._explain_stored_model():
+        with explain_mismatch(self.name, self.version):
             data = prepare(
                 self.client, X, y, block_size=self.block_size, n_features=self.n_features,
                 classes=self._classes_for_validation(), is_classifier=is_classifier(self.estimator),
@@ -268,7 +271,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
             self.client, batches, max_blocks=max_blocks_in_flight, block_size=self.block_size,
             n_features=self.n_features, classes=classes, is_classifier=is_classifier(self.estimator),
         )
-        with self._explain_stored_model():
+        with explain_mismatch(self.name, self.version):
             first = feed.peek()
         if first is None:
             raise ValueError("the stream is empty; expected at least one (X, y) batch")
@@ -312,20 +315,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
     # ------------------------------------------------------------- set-up
     def _classes_for_validation(self) -> np.ndarray | None:
         return self.classes if self._global is None else self._global.classes
-
-    @contextmanager
-    def _explain_stored_model(self) -> Iterator[None]:
-        """Data that does not fit an existing global model: say how to start a new one."""
-        try:
-            yield
-        except DataDoesNotFitModel as exc:
-            if self._global is None:
-                raise
-            raise DataDoesNotFitModel(
-                f"{exc}. Plugin {self.name!r} holds a global model already (version {self.version}); to "
-                f"train a new model on this data, call fedplugin.forget(client, {self.name!r}) first, "
-                "or register the plugin under another name"
-            ) from None
 
     def _check_aggregator(self, data: TrainingData) -> None:
         check = getattr(self.aggregator, "check_names", None)
@@ -401,7 +390,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
     def _request_stop(self, token: str, workers: list[str]) -> None:
         if workers:
             self.client.run(tasks.request_stop, self.name, token, workers=sorted(set(workers)), on_error="return")
-
 
 
 # ------------------------------------------------------------------- helpers

@@ -29,9 +29,9 @@ import logging
 import pickle
 import time
 import uuid
+import warnings
 from collections import deque
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field
 from typing import Any
 
 from distributed import as_completed, wait
@@ -41,7 +41,9 @@ from distributed.scheduler import KilledWorker
 from . import exchange, tasks
 from .blocks import rescatter_lost
 from .exchange import RoundSummary
+from .divergence import TrainingDiverged, diverged_twice
 from .local_training import TaskReport
+from .open_rounds import Closing, OpenRound
 from .queues import rebalance, requeue, shares_of, take
 from .sources import BlockSource
 
@@ -57,37 +59,6 @@ AUTO_FIRST_CLOSE_SECONDS = 0.02
 ABORT_WAIT_SECONDS = 30.0
 #: What a training task raises when its worker, or the data it held, died.
 WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
-
-
-@dataclass
-class OpenRound:
-    """A round whose tasks are launched and whose update is not yet combined."""
-
-    base: int
-    token: str
-    start: float
-    shares: dict[str, float]
-    counted: bool
-    pending: int = 0
-    accepting: bool = True
-    trigger: str | None = None
-    trained_by: dict[str, list] = field(default_factory=dict)
-    samples_by: dict[str, int] = field(default_factory=dict)
-    retrained: int = 0
-    handed_back: int = 0
-    score_sum: float = 0.0
-    client_bytes: int = 0
-
-
-@dataclass
-class Closing:
-    """The round being combined: which attempt, on which worker, and its pending answer."""
-
-    round: OpenRound
-    attempt: int
-    aggregator: str
-    future: Any
-    seconds: float | None = None  # client-side latency, set when the answer lands
 
 
 class RoundEngine:
@@ -116,6 +87,7 @@ class RoundEngine:
         # What the client sends to combine a round, besides the call itself.
         self.rule_bytes = len(pickle.dumps(coordinator.aggregator))
         self.attempts: dict[int, int] = {}
+        self.diverged: dict[int, tuple[str, str]] = {}  # block -> (worker, error) of its first divergence
         self.next_base = coordinator.version
         self.workers = coordinator._workers()  # refreshed by every round's summary
         policy = coordinator.policy
@@ -254,6 +226,9 @@ class RoundEngine:
             raise error
         report: TaskReport = result
         rnd.client_bytes += len(pickle.dumps(report))
+        if report.diverged is not None:
+            self._diverged(rnd, report, items)
+            return
         trained = items[: len(report.trained)]
         leftover = items[len(report.trained):]  # blocks are trained in order: the tail is untrained
         if leftover:
@@ -299,10 +274,36 @@ class RoundEngine:
             self.attempts[index] = self.attempts.get(index, 0) + 1
             if self.attempts[index] >= MAX_ATTEMPTS:
                 raise RuntimeError(f"block {index} was lost with its worker {MAX_ATTEMPTS} times; giving up")
+        self._retrain(rnd, items)
+
+    def _retrain(self, rnd: OpenRound, items: list) -> None:
+        """Train ``items`` again in ``rnd``: each worker's share grows by the blocks it is dealt."""
         rnd.retrained += len(items)
-        requeue(self.source.queues, self.workers, items)
-        for worker in self.workers:
-            rnd.shares[worker] = rnd.shares.get(worker, 0) + len(items)
+        for worker, count in requeue(self.source.queues, self.workers, items).items():
+            rnd.shares[worker] = rnd.shares.get(worker, 0) + count
+
+    def _diverged(self, rnd: OpenRound, report: TaskReport, items: list) -> None:
+        """A worker's training diverged; it reset itself to the global model (see ``plugin.train``).
+
+        Its updates not yet pulled were dropped, so its blocks of the open
+        rounds are trained again (a round being combined finds it missing).
+        The same block diverging twice stops the fit.
+        """
+        index, message = report.diverged
+        if index in self.diverged:
+            raise TrainingDiverged(diverged_twice(index, self.diverged[index], (report.worker, message)))
+        self.diverged[index] = (report.worker, message)
+        warnings.warn(
+            f"training diverged on worker {report.worker}, block {index} ({message}); the worker was reset "
+            "to the global model and left out of its open rounds, and its blocks are trained again",
+            RuntimeWarning,
+            stacklevel=6,  # the caller of fit / fit_stream
+        )
+        for open_round in self.rounds:
+            open_round.diverged.add(report.worker)
+            open_round.samples_by.pop(report.worker, None)
+            self._retrain(open_round, open_round.trained_by.pop(report.worker, []))
+        self._retrain(rnd, items)
 
     # ------------------------------------------------------------- closing
     def _close_finished_rounds(self) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import store, tasks
-from .engine import OpenRound
+from .open_rounds import OpenRound
 from .exchange import close_round
 from .predicting import apply_dask, is_dask, score_dask
 from .store import GlobalModel

@@ -30,7 +30,8 @@ class Round:
     blocks : int
         Blocks trained since the previous round.
     retrained_blocks : int
-        Blocks trained again because the worker that trained them was lost.
+        Blocks trained again because the worker that trained them was lost,
+        or its training diverged.
     handed_back_blocks : int
         Blocks handed back untrained because the round ended first (trained
         after the round).
@@ -39,7 +40,8 @@ class Round:
     workers : tuple of str
         Their addresses.
     excluded_workers : tuple of str
-        Workers left out because their parameters were not finite.
+        Workers left out because their parameters were not finite, or their
+        training diverged (they were reset to the global model).
     seconds : float
         Wall time of the round, training included.
     bytes_up, bytes_down : int
@@ -85,13 +87,13 @@ class Round:
 
 
 def round_record(rnd: Any, summary: Any, trigger: str, total_samples: int, online: bool) -> Round:
-    """The :class:`Round` of an open round (``engine.OpenRound``) once its summary is back."""
+    """The :class:`Round` of an open round (:class:`~fedplugin.open_rounds.OpenRound`) once its summary is back."""
     samples = sum(rnd.samples_by.values())
     return Round(
         round=summary.rounds, trigger=trigger, samples=samples, total_samples=total_samples,
         blocks=sum(len(items) for items in rnd.trained_by.values()), retrained_blocks=rnd.retrained,
         handed_back_blocks=rnd.handed_back, n_workers=len(summary.workers), workers=tuple(summary.workers),
-        excluded_workers=tuple(summary.excluded), seconds=time.perf_counter() - rnd.start,
+        excluded_workers=tuple(sorted(set(summary.excluded) | rnd.diverged)), seconds=time.perf_counter() - rnd.start,
         bytes_up=summary.bytes_up, bytes_down=summary.bytes_down, version=summary.version,
         metrics={"online_score": rnd.score_sum / samples} if online else {}, client_bytes=rnd.client_bytes,
         combine_seconds=summary.seconds, pull_seconds=summary.pull_seconds,

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from .blocks import check_block, load_block
+from .divergence import train_one
 from .sync import LocalStats, SyncPolicy
-
 
 @dataclass
 class TaskReport:
@@ -41,6 +41,11 @@ class TaskReport:
         Time spent training.
     handed_over : bool
         False if the task was aborted before handing its update over.
+    diverged : (int, str) or None
+        The block whose training diverged (``partial_fit`` overflowed or left
+        non-finite parameters) and what went wrong. The worker was then reset
+        to the global model and ``trained`` is empty: every block of the task
+        is trained again.
     """
 
     worker: str
@@ -51,6 +56,7 @@ class TaskReport:
     trigger: str | None = None
     seconds: float = 0.0
     handed_over: bool = True
+    diverged: tuple[int, str] | None = None
 
 
 def train_blocks(
@@ -68,10 +74,9 @@ def train_blocks(
         check_block(index, X_block, y_block, plugin.global_model.n_features, plugin.global_model.classes)
         if scorer is not None:
             report.score_sum += scorer(plugin.model, X_block, y_block) * len(y_block)
-        try:
-            plugin.adapter.partial_fit(plugin.model, X_block, y_block)
-        except ValueError as exc:
-            raise ValueError(f"block {index}: {exc}") from exc
+        diverged = train_one(plugin, index, X_block, y_block)
+        if diverged is not None:
+            return _diverged(plugin, report, index, diverged, start)
         report.trained.append((index, len(y_block)))
         report.samples += len(y_block)
         plugin.samples_since_sync += len(y_block)
@@ -96,6 +101,16 @@ def train_blocks(
                 {"worker": plugin.worker.address, "trigger": report.trigger, "token": token, "drift": float(drift)},
             )
             break
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _diverged(plugin: Any, report: TaskReport, index: int, message: str, start: float) -> TaskReport:
+    """Nothing of the task counts: every block is handed back to be trained again."""
+    plugin.samples_since_sync -= report.samples
+    plugin.samples_total -= report.samples
+    report.trained, report.samples, report.score_sum = [], 0, 0.0
+    report.diverged = (index, message)
     report.seconds = time.perf_counter() - start
     return report
 

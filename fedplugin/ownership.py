@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,7 @@ from sklearn.base import BaseEstimator
 
 from . import store, tasks
 from .adapters import adapter_for
+from .blocks import DataDoesNotFitModel
 from .store import GlobalModel
 
 
@@ -96,6 +99,21 @@ def _stored_mismatch(name: str, estimator: BaseEstimator, classes: Any, dask_sch
     return None if payload is None else mismatch(estimator, classes, GlobalModel.from_bytes(payload))
 
 
+@contextmanager
+def explain_mismatch(name: str, version: int) -> Iterator[None]:
+    """Data that does not fit the existing global model of ``name``: say how to start a new one."""
+    try:
+        yield
+    except DataDoesNotFitModel as exc:
+        if version < 0:
+            raise  # no global model yet: the data disagrees with the plugin itself
+        raise DataDoesNotFitModel(
+            f"{exc}. Plugin {name!r} holds a global model already (version {version}); to "
+            f"train a new model on this data, call fedplugin.forget(client, {name!r}) first, "
+            "or register the plugin under another name"
+        ) from None
+
+
 def forget(client: Client, name: str) -> None:
     """Drop the stored global model of plugin ``name``, and every worker's copy of it.
 
@@ -122,4 +140,4 @@ def forget(client: Client, name: str) -> None:
     client.run(tasks.reload, name, on_error="return")
 
 
-__all__ = ["forget", "mismatch", "replace_foreign_model"]
+__all__ = ["explain_mismatch", "forget", "mismatch", "replace_foreign_model"]

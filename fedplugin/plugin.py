@@ -200,6 +200,22 @@ class FederatedModelPlugin(WorkerPlugin):
         self.stop_tokens.clear()
         self.abort_tokens.clear()
 
+    def _reset_to_global(self) -> None:
+        """Training diverged: start again from the newest global model (call with the lock held).
+
+        The updates handed over but not yet pulled are dropped too: their
+        rounds count this worker as missing, and the engine trains their
+        blocks again (an update already pulled is in the next global model).
+        """
+        self.merge_incoming()
+        model = self.rounds.applied
+        self.model = self.adapter.initialize(self.estimator, model.n_features, model.classes)
+        self.adapter.set_state(self.model, model.extra.get("state", {}))
+        self.adapter.set_params(self.model, copy.deepcopy(model.params))
+        self.rounds.drop_updates()
+        self.samples_since_sync = 0
+        logger.warning("worker %s: training %s diverged; reset to global version %d", self.worker.address, self.name, model.version)
+
     # ------------------------------------------------------------ handover
     def update_for(self, base: int, current: bool = False) -> dict[str, Any] | None:
         """The update for round ``base`` (``current``: if none, the model as it is now).
@@ -315,6 +331,10 @@ class FederatedModelPlugin(WorkerPlugin):
             report = train_blocks(self, token, blocks, policy, elapsed_before, scorer)
             self.training_seconds += report.seconds
             report.base = base
+            if report.diverged is not None:
+                self._reset_to_global()
+                report.handed_over = False
+                return report
             report.handed_over = token not in self.abort_tokens
             if report.handed_over:
                 self._hand_over(base, report.samples)

@@ -9,7 +9,7 @@ to the remaining ones.
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 
 from .blocks import TrainingData
@@ -38,9 +38,13 @@ def rebalance(queues: dict[str, deque], workers: list[str]) -> None:
         requeue(queues, workers, orphans)
 
 
-def requeue(queues: dict[str, deque], workers: list[str], items: Iterable) -> None:
+def requeue(queues: dict[str, deque], workers: list[str], items: Iterable) -> Counter:
+    """Deal ``items`` to the front of the workers' queues, in turn; return how many each got."""
+    dealt: Counter = Counter()
     for worker, item in zip(itertools.cycle(workers), sorted(items, reverse=True)):
         queues.setdefault(worker, deque()).appendleft(item)
+        dealt[worker] += 1
+    return dealt
 
 
 def shares_of(budget: int | None, workers: list[str], remaining: int) -> dict[str, float]:

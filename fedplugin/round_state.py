@@ -104,6 +104,11 @@ class RoundState:
             earlier = self.snapshots.get(base)
             self.snapshots[base] = Snapshot(params, samples + (earlier.samples if earlier else 0), state)
 
+    def drop_updates(self) -> None:
+        """Forget every handed-over update not yet pulled (the worker's training diverged)."""
+        with self.lock:
+            self.snapshots.clear()
+
     def rebase(self, local: Params | None) -> Params | None:
         """Merge every arrived global model: rebase the snapshots and ``local``; return the new local."""
         with self.lock:
