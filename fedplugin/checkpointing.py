@@ -71,7 +71,7 @@ class CheckpointMixin:
             check_fits(saved, coord.estimator, coord.classes, coord.adapter, path, coord.name)
             # force: the store may hold a newer version of another run under this name
             coord._publish(saved.global_model, force=True)
-            coord.history = list(saved.history)
+            coord.history.load(saved.history)
             coord._total_samples = saved.total_samples
         except BaseException:
             coord.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -35,12 +34,13 @@ from .engine import RoundEngine
 from .open_rounds import OpenRound
 from .exchange import RoundSummary
 from .deploy import resolve_plugin
-from .history import Round, round_record
+from .history import DEFAULT_HISTORY_LIMIT, Round, RoundLog, round_record
 from .ownership import explain_mismatch, replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
 from .predicting import as_online_scorer
 from .progress import progress_bar
+from .signals import SignalsMixin
 from .sources import BlockSource, StreamSource
 from .store import GlobalModel
 from .stream import StreamFeeder
@@ -49,7 +49,7 @@ from .sync import SyncPolicy, as_policy
 logger = logging.getLogger("fedplugin")
 
 
-class Coordinator(GlobalModelMixin, CheckpointMixin):
+class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
     """Train one federated model on a Dask cluster, round by round.
 
     Parameters
@@ -96,11 +96,17 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         Directory to keep a checkpoint in (see :func:`~fedplugin.save_checkpoint`),
         written atomically after every round and after a failed ``fit`` is
         rolled back, so :meth:`resume` can carry on from the last round.
+    history_limit : int or None, default 10,000
+        Rounds :attr:`history` keeps in memory; older ones are forgotten so
+        that a long-running stream keeps bounded memory. ``None`` keeps all.
+    history_file : str or path-like, optional
+        A JSON-lines file every round is also appended to as it is recorded
+        (read it back with ``pandas.read_json(path, lines=True)``).
 
     Attributes
     ----------
     history : list of Round
-        One record per synchronization round.
+        One record per synchronization round: the latest ``history_limit``.
     version : int
         Version of the current global model (-1 before the first fit).
 
@@ -130,6 +136,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         worker_timeout: float = 60.0,
         scoring: str | Any = None,
         checkpoint: str | os.PathLike | None = None,
+        history_limit: int | None = DEFAULT_HISTORY_LIMIT,
+        history_file: str | os.PathLike | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -157,16 +165,13 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
                 UserWarning,
                 stacklevel=2,
             )
-        self.history: list[Round] = []
+        self.history: list[Round] = RoundLog(history_limit, history_file)
         self._total_samples = 0
-        #: The latest round-ending signals workers sent (most recent last).
-        self.signals: deque[dict[str, Any]] = deque(maxlen=1000)
         self._engine: RoundEngine | None = None
         self._cache: tuple[int, BaseEstimator] | None = None
         store.ensure_store(client)
         replace_foreign_model(client, self.name, self.estimator, self.classes)
-        # Workers that end a round themselves (time, drift, ...) say so on this topic.
-        client.subscribe_topic(f"fedplugin-{self.name}", self._on_signal)
+        self._listen_to_workers()
         self._global: GlobalModel | None = store.fetch_info(client, self.name)
 
     # ------------------------------------------------------------------ public
@@ -287,7 +292,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
 
     def close(self) -> None:
         """Stop listening to the workers' signals (the model stays on the cluster)."""
-        self.client.unsubscribe_topic(f"fedplugin-{self.name}")
+        self._stop_listening()
 
     def __enter__(self) -> Coordinator:
         return self
@@ -298,19 +303,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
     def partial_fit(self, X: Any, y: Any) -> Coordinator:
         """One pass over ``X``, ``y``, continuing from the current global model."""
         return self.fit(X, y, epochs=1)
-
-    async def _on_signal(self, event: tuple[float, dict[str, Any]]) -> None:
-        """A worker ended the round: with ``preempt``, stop the others' tasks now.
-
-        Runs on the client's event loop, so it must not block.
-        """
-        _, message = event
-        self.signals.append(message)
-        engine = self._engine
-        if self.preempt and engine is not None and message.get("token") in engine.tokens:
-            await self.client.run(
-                tasks.request_stop, self.name, message["token"], on_error="ignore", asynchronous=True
-            )
 
     # ------------------------------------------------------------- set-up
     def _classes_for_validation(self) -> np.ndarray | None:
@@ -326,12 +318,12 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
     def _rollback_on_error(self) -> Iterator[None]:
         """On any error in a fit: the stored model, every worker, the history as before."""
         store.pin(self.client, self.name)
-        snapshot = (self._global, len(self.history), self._total_samples)
+        snapshot = (self._global, self.history.snapshot(), self._total_samples)
         try:
             yield
         except BaseException:
-            self._global, history_len, self._total_samples = snapshot
-            del self.history[history_len:]
+            self._global, history, self._total_samples = snapshot
+            self.history.restore(history)
             store.restore(self.client, self.name)
             self.client.run(tasks.reload, self.name, on_error="return")
             self._autosave()
@@ -386,10 +378,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
             raise RuntimeError(
                 f"no worker came back within worker_timeout={self.worker_timeout} s; the cluster is gone"
             ) from exc
-
-    def _request_stop(self, token: str, workers: list[str]) -> None:
-        if workers:
-            self.client.run(tasks.request_stop, self.name, token, workers=sorted(set(workers)), on_error="return")
 
 
 # ------------------------------------------------------------------- helpers

@@ -41,6 +41,7 @@ from distributed.scheduler import KilledWorker
 from . import exchange, tasks
 from .blocks import rescatter_lost
 from .exchange import RoundSummary
+from .anchors import anchor_groups, train_key
 from .divergence import TrainingDiverged, diverged_twice
 from .local_training import TaskReport
 from .open_rounds import Closing, OpenRound
@@ -118,6 +119,7 @@ class RoundEngine:
 
     def run(self) -> None:
         """Train until every block is trained and every round combined."""
+        anchors = anchor_groups(self.client)
         try:
             self._open_rounds()
             while True:
@@ -138,6 +140,9 @@ class RoundEngine:
         except BaseException:
             self.abort()
             raise
+        finally:
+            for future in anchors:
+                future.release()
 
     # ------------------------------------------------------------- launching
     def _open_rounds(self) -> None:
@@ -192,7 +197,7 @@ class RoundEngine:
         args = [(index, source.blocks[index].x, source.blocks[index].y) for _, index in items]
         future = self.client.submit(
             tasks.train, coord.name, rnd.token, args, coord.policy, time.perf_counter() - rnd.start, rnd.base,
-            coord.scorer, key=f"fedplugin-train-{uuid.uuid4().hex}", workers=[worker], allow_other_workers=True,
+            coord.scorer, key=train_key(), workers=[worker], allow_other_workers=True,
             pure=False,
         )
         rnd.client_bytes += source.wire_bytes(items)

@@ -1,10 +1,16 @@
-"""One record per synchronization round."""
+"""One record per synchronization round, and the bounded log a coordinator keeps of them."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+#: Rounds a coordinator keeps in memory by default (about 1 KB each).
+DEFAULT_HISTORY_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -99,3 +105,69 @@ def round_record(rnd: Any, summary: Any, trigger: str, total_samples: int, onlin
         combine_seconds=summary.seconds, pull_seconds=summary.pull_seconds,
         compute_seconds=summary.combine_seconds, push_seconds=summary.push_seconds,
     )
+
+
+class RoundLog(list):
+    """A coordinator's history: the latest ``limit`` rounds, each also appended to ``path``.
+
+    A plain list of :class:`Round` for everything that reads it; appending
+    beyond ``limit`` forgets the oldest round, so a service that runs for
+    months keeps bounded memory. With ``path``, every round is appended to
+    that file as one JSON line when it is recorded (rounds of a fit that was
+    later rolled back included), so nothing is lost.
+
+    Parameters
+    ----------
+    limit : int or None, default 10,000
+        Rounds kept in memory; ``None`` keeps every round.
+    path : str or path-like, optional
+        A JSON-lines file to append every round to.
+
+    Examples
+    --------
+    >>> log = RoundLog(limit=2)
+    >>> log.load(range(5))
+    >>> log, log.forgotten, log.recorded
+    ([3, 4], 3, 5)
+    """
+
+    def __init__(self, limit: int | None = DEFAULT_HISTORY_LIMIT, path: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"history_limit={limit!r} must be an int >= 1, or None to keep every round")
+        self.limit = limit
+        self.path = None if path is None else Path(path)
+        #: Rounds recorded but no longer in memory (the oldest ones).
+        self.forgotten = 0
+
+    @property
+    def recorded(self) -> int:
+        """Rounds recorded so far, forgotten ones included."""
+        return self.forgotten + len(self)
+
+    def append(self, record: Any) -> None:
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record.as_dict(), default=_plain) + "\n")
+        self.load([record])
+
+    def load(self, records: list[Any]) -> None:
+        """Start from ``records`` (a resumed checkpoint's), keeping the latest ``limit``; write nothing."""
+        super().extend(records)
+        if self.limit is not None and len(self) > self.limit:
+            excess = len(self) - self.limit
+            del self[:excess]
+            self.forgotten += excess
+
+    def snapshot(self) -> tuple[int, list[Any]]:
+        """What :meth:`restore` needs to undo the rounds recorded after now (a failed fit)."""
+        return self.forgotten, list(self)
+
+    def restore(self, snapshot: tuple[int, list[Any]]) -> None:
+        """Be again what :meth:`snapshot` saw, forgotten rounds included."""
+        self.forgotten, self[:] = snapshot[0], snapshot[1]
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what a round record may hold besides plain types (numpy scalars, tuples)."""
+    return value.item() if hasattr(value, "item") else str(value)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections import deque
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +48,9 @@ from .store import GlobalModel
 from .sync import SyncPolicy
 
 logger = logging.getLogger("fedplugin")
+
+#: Stop and abort requests a worker remembers (a round's token; old rounds are over).
+TOKENS_KEPT = 256
 
 
 class FederatedModelPlugin(WorkerPlugin):
@@ -117,8 +121,9 @@ class FederatedModelPlugin(WorkerPlugin):
         self.samples_since_sync = 0
         self.samples_total = 0
         self.training_seconds = 0.0
-        self.stop_tokens: set[str] = set()
-        self.abort_tokens: set[str] = set()
+        # Tokens of the rounds told to stop; only the latest matter (bounded memory).
+        self.stop_tokens: deque[str] = deque(maxlen=TOKENS_KEPT)
+        self.abort_tokens: deque[str] = deque(maxlen=TOKENS_KEPT)
         self.restored_at: float | None = None
         worker.handlers["fedplugin_handover"] = _dispatch(worker, _handover, "fedplugin_handover")
         worker.handlers["fedplugin_forward"] = _forwarder(worker)
@@ -251,12 +256,12 @@ class FederatedModelPlugin(WorkerPlugin):
     # ------------------------------------------------------------------- control
     def request_stop(self, token: str) -> None:
         """Ask the task of round ``token`` to stop after its current block."""
-        self.stop_tokens.add(token)
+        self.stop_tokens.append(token)
 
     def abort(self, token: str) -> None:
         """Stop the task of round ``token`` after its block, handing nothing over (a failed fit)."""
-        self.stop_tokens.add(token)
-        self.abort_tokens.add(token)
+        self.stop_tokens.append(token)
+        self.abort_tokens.append(token)
 
     def state(self) -> dict[str, Any]:
         """A snapshot of this worker's model state, for tests and diagnostics."""

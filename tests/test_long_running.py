@@ -1,0 +1,80 @@
+"""What a long-running stream keeps: a bounded history, and Dask records that do not grow per round (issue 13)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import SGDClassifier
+
+from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+from fedplugin.history import RoundLog
+
+
+@pytest.fixture
+def client(shared_client):
+    return shared_client
+
+
+def batches(n, size=100, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=5)
+    for _ in range(n):
+        X = rng.normal(size=(size, 5))
+        yield X, (X @ w > 0).astype(int)
+
+
+def coordinator(client, name, **options):
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name=name)
+    client.register_plugin(plugin)
+    return Coordinator(client, plugin, sync=EveryNBatches(1), block_size=100, progress=False, **options)
+
+
+def test_history_keeps_the_latest_rounds_and_appends_every_round_to_a_file(client, unique_name, tmp_path):
+    path = tmp_path / "rounds.jsonl"
+    coord = coordinator(client, unique_name, history_limit=5, history_file=path)
+    coord.fit_stream(batches(12))
+    assert len(coord.history) == 5 and coord.history.forgotten == coord.rounds - 5
+    assert [r.round for r in coord.history] == list(range(coord.rounds - 4, coord.rounds + 1))
+    assert coord.history[-1].total_samples == 1200, "the sample count covers forgotten rounds too"
+    logged = pd.read_json(path, lines=True)
+    assert logged["round"].tolist() == list(range(1, coord.rounds + 1))
+    assert logged["samples"].sum() == 1200
+    assert json.loads(path.read_text().splitlines()[-1])["workers"] == list(coord.history[-1].workers)
+
+
+def test_a_failed_fit_rolls_back_a_trimmed_history(client, unique_name):
+    coord = coordinator(client, unique_name, history_limit=3)
+    coord.fit_stream(batches(6))
+    before = list(coord.history)
+
+    def failing():
+        yield from batches(6, seed=1)
+        raise KeyboardInterrupt  # not a bad batch: the fit is rolled back
+
+    with pytest.raises(KeyboardInterrupt):
+        coord.fit_stream(failing())
+    assert list(coord.history) == before and coord.history.recorded == len(before) + coord.history.forgotten
+    assert coord.history[-1].round == coord.rounds
+
+
+def test_history_limit_is_checked():
+    with pytest.raises(ValueError, match="history_limit=0 must be an int >= 1, or None"):
+        RoundLog(limit=0)
+    log = RoundLog(limit=None)
+    log.load(range(20_000))
+    assert len(log) == 20_000 and log.forgotten == 0
+
+
+def spans(dask_scheduler=None):
+    return len(dask_scheduler.extensions["spans"].spans)
+
+
+def test_rounds_add_no_dask_spans_or_task_groups(client, unique_name):
+    coord = coordinator(client, unique_name)
+    coord.fit_stream(batches(4))
+    before = client.run_on_scheduler(spans)
+    coord.fit_stream(batches(40))
+    assert coord.rounds >= 40
+    # One span per fit at most (Dask keeps every span for good): not one per round.
+    assert client.run_on_scheduler(spans) - before <= 2
