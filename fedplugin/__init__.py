@@ -15,6 +15,7 @@ from .estimator import FederatedEstimator
 from .history import Round
 from .plotting import plot_history
 from .plugin import FederatedModelPlugin
+from .robust import Bulyan, MultiKrum
 from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
 from .session import federated_session
 from .store import GlobalModel, ModelStore
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregator",
     "AnyOf",
+    "Bulyan",
     "CandidateSet",
     "Checkpoint",
     "Coordinator",
@@ -44,6 +46,7 @@ __all__ = [
     "Mean",
     "Median",
     "ModelStore",
+    "MultiKrum",
     "PerParameter",
     "passive_aggressive_grid",
     "Round",
