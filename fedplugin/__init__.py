@@ -16,6 +16,7 @@ from .history import Round
 from .plotting import plot_history
 from .plugin import FederatedModelPlugin
 from .robust import Bulyan, MultiKrum
+from .server_optimizers import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedYogi, ServerOptimizer
 from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
 from .session import federated_session
 from .store import GlobalModel, ModelStore
@@ -33,6 +34,11 @@ __all__ = [
     "Checkpoint",
     "Coordinator",
     "DriftThreshold",
+    "FedAdagrad",
+    "FedAdam",
+    "FedAvg",
+    "FedAvgM",
+    "FedYogi",
     "EveryNBatches",
     "EverySeconds",
     "FederatedEstimator",
@@ -53,6 +59,7 @@ __all__ = [
     "plot_history",
     "register",
     "save_checkpoint",
+    "ServerOptimizer",
     "SyncPolicy",
     "TrimmedMean",
     "WeightedMean",
