@@ -6,6 +6,7 @@ several rounds of the pure ``next_global``, and on the cluster by replaying
 the rounds a recording base rule saw.
 """
 
+import doctest
 import math
 import pickle
 import time
@@ -160,6 +161,12 @@ def test_fedavg_with_server_lr_one_is_the_base_rule_bit_for_bit():
     offsets = [(rng.normal(size=3), rng.normal(size=3)) for _ in range(3)]
     for a, b in zip(run_rounds(FedAvg(), current, offsets), run_rounds(WeightedMean(), current, offsets)):
         assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_the_strategies_page_example_runs():
+    page = Path(__file__).resolve().parents[1] / "docs" / "guide" / "strategies.rst"
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 8 and result.failed == 0
 
 
 # ---------------------------------------------------------------- where the state lives
