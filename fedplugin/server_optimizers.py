@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .aggregation import Aggregator, Params, WeightedMean, as_aggregator
+
 Slots = dict[str, np.ndarray]
 
 
@@ -63,6 +64,17 @@ class ServerOptimizer(Aggregator):
         How the workers' parameters are combined first: anything
         :func:`~fedplugin.aggregation.as_aggregator` accepts (default
         :class:`~fedplugin.WeightedMean`, which makes ``delta`` FedAvg's).
+
+    Examples
+    --------
+    A server that steps every coordinate by 0.1 along the sign of ``delta``:
+
+    >>> import numpy as np
+    >>> class SignStep(ServerOptimizer):
+    ...     def update(self, delta, state):
+    ...         return 0.1 * np.sign(delta), state
+    >>> SignStep().step({"w": np.zeros(2)}, {"w": np.array([3.0, -0.5])}, None)[0]["w"]
+    array([ 0.1, -0.1])
     """
 
     #: Names of the per-parameter state arrays this optimizer keeps.
@@ -186,6 +198,14 @@ class FedAvgM(ServerOptimizer):
     momentum : float in [0, 1), default 0.9
     base : rule, optional
         See :class:`ServerOptimizer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rule = FedAvgM(momentum=0.5)
+    >>> x, state = rule.step({"w": np.zeros(1)}, {"w": np.ones(1)}, None)   # u = 1
+    >>> rule.step(x, {"w": x["w"] + 1.0}, state)[0]["w"]                     # u = 0.5 + 1
+    array([2.5])
     """
 
     slots = ("u",)
