@@ -17,6 +17,8 @@ from .history import Round
 from .ownership import forget
 from .plotting import plot_history
 from .plugin import FederatedModelPlugin
+from .robust import Bulyan, MultiKrum
+from .server_optimizers import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedYogi, ServerOptimizer
 from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
 from .session import federated_session
 from .store import GlobalModel, ModelStore
@@ -29,10 +31,16 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregator",
     "AnyOf",
+    "Bulyan",
     "CandidateSet",
     "Checkpoint",
     "Coordinator",
     "DriftThreshold",
+    "FedAdagrad",
+    "FedAdam",
+    "FedAvg",
+    "FedAvgM",
+    "FedYogi",
     "EveryNBatches",
     "EverySeconds",
     "FederatedEstimator",
@@ -47,12 +55,14 @@ __all__ = [
     "Mean",
     "Median",
     "ModelStore",
+    "MultiKrum",
     "PerParameter",
     "passive_aggressive_grid",
     "Round",
     "plot_history",
     "register",
     "save_checkpoint",
+    "ServerOptimizer",
     "SyncPolicy",
     "TrainingDiverged",
     "TrimmedMean",

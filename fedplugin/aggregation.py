@@ -209,8 +209,8 @@ class PerParameter(Aggregator):
     """
 
     def __init__(self, rules: Mapping[str, Rule], default: Rule | None = None):
-        self.rules = {name: as_aggregator(rule) for name, rule in rules.items()}
-        self.default = None if default is None else as_aggregator(default)
+        self.rules = {name: nestable(rule, f"rules[{name!r}]") for name, rule in rules.items()}
+        self.default = None if default is None else nestable(default, "default")
 
     def check_names(self, names: Sequence[str]) -> None:
         unknown = sorted(set(self.rules) - set(names))
@@ -229,6 +229,24 @@ class PerParameter(Aggregator):
             rule = self.rules.get(name, self.default)
             result[name] = rule([{name: update[name]} for update in updates], weights)[name]
         return result
+
+
+def nestable(obj: Any, where: str) -> Rule:
+    """:func:`as_aggregator`, refusing a server optimizer (it needs the whole global model).
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is a server optimizer such as ``FedAdam()``; ``where`` names
+        the place it was given.
+    """
+    rule = as_aggregator(obj)
+    if getattr(rule, "needs_global", False):
+        raise TypeError(
+            f"{where}={rule!r} is a server optimizer, which steps the whole global model; expected a "
+            "plain rule here: pass the server optimizer as the aggregator, with base= for this rule"
+        )
+    return rule
 
 
 def as_aggregator(obj: Any) -> Rule:

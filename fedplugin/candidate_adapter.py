@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import get_tags
 
 from .adapters import ADAPTERS, ModelAdapter, Params, adapter_for, fresh_copy
-from .aggregation import Aggregator, as_aggregator
+from .aggregation import Aggregator, nestable
 from .candidates import CandidateSet, SEPARATOR, _check_error_score, _prefixed, split_params
 class CandidateSetAdapter(ModelAdapter):
     """Parameters of a :class:`CandidateSet`: every candidate's, prefixed, plus the set's own.
@@ -31,6 +31,8 @@ class CandidateSetAdapter(ModelAdapter):
 
     families = (CandidateSet,)
     family_names = "candidate sets of any of these (fedplugin.search.CandidateSet)"
+    #: ``failed_`` and the score sums are no weights: a server optimizer would distort them.
+    takes_server_optimizer = False
 
     def __init__(self) -> None:
         self.inner: list[ModelAdapter] | None = None
@@ -130,7 +132,7 @@ class PerCandidate(Aggregator):
     Parameters
     ----------
     rule : Aggregator, callable or mapping
-        Anything :func:`~fedplugin.aggregation.as_aggregator` accepts.
+        Anything :func:`~fedplugin.aggregation.as_aggregator` accepts but a server optimizer.
 
     Examples
     --------
@@ -144,7 +146,7 @@ class PerCandidate(Aggregator):
     """
 
     def __init__(self, rule: Any) -> None:
-        self.rule = as_aggregator(rule)
+        self.rule = nestable(rule, "aggregator")  # each candidate is combined alone: no server optimizer
 
     def __call__(self, updates: Sequence[Params], weights: Sequence[float]) -> Params:
         return self.rule(updates, weights)

@@ -40,6 +40,7 @@ from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
 from .predicting import as_online_scorer
 from .progress import progress_bar
+from .server_optimizers import check_rule_fits
 from .signals import SignalsMixin
 from .sources import BlockSource, StreamSource
 from .store import GlobalModel
@@ -63,8 +64,10 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
     aggregator : callable or mapping, default WeightedMean()
         How to combine the workers' parameters: an
         :class:`~fedplugin.Aggregator`, any callable
-        ``rule(updates, weights) -> dict``, or ``{parameter name: rule}``.
-        It runs on the worker that closes each round, so it must pickle.
+        ``rule(updates, weights) -> dict``, ``{parameter name: rule}``, or a
+        server optimizer such as :class:`~fedplugin.FedAdam` (refused for
+        families combined exactly). It runs on the worker that closes each
+        round, so it must pickle.
     block_size : int, default 4096
         Rows per block when numpy input (or a stream) is split into blocks.
     max_task_blocks : int, default 64
@@ -158,6 +161,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.name, self.estimator, self.classes = resolve_plugin(client, plugin)
         self.adapter = adapter_for(self.estimator)
+        check_rule_fits(self.aggregator, self.adapter, self.estimator)
         if aggregator is not None and self.adapter.exact_aggregation:
             warnings.warn(
                 f"aggregator={aggregator!r} is ignored: {type(self.estimator).__name__} is combined "

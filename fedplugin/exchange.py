@@ -83,7 +83,8 @@ async def close_round(
     start = loop.time()
     plugin = dask_worker.plugins[name]
     reference = plugin.global_model
-    if reference is None or reference.version != base:
+    if reference is None or reference.version != base or reference.state_in_store:
+        # The store holds the model with a server optimizer's state; pushed copies do not.
         reference = await store.worker_fetch(dask_worker, name)
     if reference is not None and reference.version == base + 1:
         # An earlier attempt stored this round's model, then its worker was lost
@@ -173,15 +174,16 @@ async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_work
         dask_worker.plugins[name].receive(model)
         count += 1
     slices = [others[i::FAN_OUT] for i in range(min(FAN_OUT, len(others)))]
+    pushed = model.for_workers()  # a server optimizer's state stays here and in the store
     answers = await asyncio.gather(
         # to_serialize: the arrays travel as zero-copy frames, not inside a pickle
-        *(dask_worker.rpc(part[0]).fedplugin_forward(name=name, model=to_serialize(model), targets=part) for part in slices),
+        *(dask_worker.rpc(part[0]).fedplugin_forward(name=name, model=to_serialize(pushed), targets=part) for part in slices),
         return_exceptions=True,
     )
     count += sum(a for a in answers if isinstance(a, int))
     for part, answer in zip(slices, answers):
         if isinstance(answer, BaseException) and len(part) > 1:
-            count += await broadcast(name, model, part[1:], dask_worker=dask_worker)
+            count += await broadcast(name, pushed, part[1:], dask_worker=dask_worker)
     return count
 
 

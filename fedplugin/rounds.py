@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .store import GlobalModel
+from .server_optimizers import ServerOptimizer
+from .store import SERVER_STATE, GlobalModel
 
 
 @dataclass
@@ -68,7 +69,10 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
         One per worker that trained in the round; their order does not matter
         (they are sorted by worker address, so the sums are the same every run).
     rule : callable
-        The aggregation rule, ``rule(params_list, weights) -> params``.
+        The aggregation rule, ``rule(params_list, weights) -> params``, or a
+        :class:`~fedplugin.server_optimizers.ServerOptimizer`, which combines
+        with its base rule and then steps from ``current`` with the state in
+        ``current.extra["server"]``.
     adapter : ModelAdapter
         The estimator family's adapter (exact families ignore ``rule``).
 
@@ -78,15 +82,42 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
         Version and round count one more than ``current``'s.
     list of str
         Workers left out because their parameters were not finite.
+
+    Raises
+    ------
+    ValueError
+        If the rule refuses the updates (e.g. too few for ``Bulyan``), or a
+        server optimizer meets a family combined exactly. Nothing has changed
+        then: the caller still holds ``current``.
     """
+    if current.state_in_store:
+        raise ValueError(
+            f"version {current.version} is a copy pushed to workers, without its server optimizer state; "
+            "expected the model from the store"
+        )
     ordered = sorted(updates, key=lambda update: update.worker)
     finite = [update for update in ordered if is_finite(update.params)]
     excluded = [update.worker for update in ordered if not is_finite(update.params)]
-    params = current.params
+    params, server = current.params, current.extra.get(SERVER_STATE)
     if finite:
-        params = adapter.aggregate(rule, [u.params for u in finite], [u.samples for u in finite], current.params)
-        params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
+        params, server = _combine(current, finite, rule, adapter)
     states = [update.state for update in finite if update.state]
     state = {key: float(np.mean([s[key] for s in states])) for key in states[0]} if states else current.extra.get("state", {})
-    new = replace(current, version=current.version + 1, params=params, rounds=current.rounds + 1, extra={"state": state})
+    extra: dict[str, Any] = {"state": state}
+    if server:
+        extra[SERVER_STATE] = server
+    new = replace(current, version=current.version + 1, params=params, rounds=current.rounds + 1, extra=extra)
     return new, excluded
+
+
+def _combine(current: GlobalModel, finite: list[Update], rule: Any, adapter: Any) -> tuple[dict[str, np.ndarray], Any]:
+    """The new parameters and server optimizer state (``None`` for a plain rule)."""
+    optimizer = rule if isinstance(rule, ServerOptimizer) else None
+    if optimizer is not None and (adapter.exact_aggregation or not adapter.takes_server_optimizer):
+        raise ValueError(f"aggregator={rule!r} is a server optimizer, which {type(adapter).__name__} refuses")
+    combining = rule if optimizer is None else optimizer.base
+    params = adapter.aggregate(combining, [u.params for u in finite], [u.samples for u in finite], current.params)
+    params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
+    if optimizer is None:
+        return params, None
+    return optimizer.step(current.params, params, current.extra.get(SERVER_STATE))

@@ -27,6 +27,10 @@ STORE_NAME = "fedplugin-model-store"
 _GET = "fedplugin_store_get"
 _PUT = "fedplugin_store_put"
 _WORKERS = "fedplugin_workers"
+#: ``GlobalModel.extra`` key of a server optimizer's state (see :mod:`fedplugin.server_optimizers`).
+SERVER_STATE = "server"
+#: What stands for that state in the copies of a model pushed to workers: the store keeps it.
+IN_STORE = "in-store"
 
 
 @dataclass
@@ -46,8 +50,11 @@ class GlobalModel:
     rounds : int
         Synchronization rounds completed so far.
     extra : dict
-        Other state workers adopt with the model: ``extra["state"]`` holds the
-        workers' mean training state (see ``ModelAdapter.get_state``).
+        Other state that goes with the model: ``extra["state"]`` holds the
+        workers' mean training state (see ``ModelAdapter.get_state``), which
+        workers adopt; ``extra["server"]`` a server optimizer's state (arrays
+        shaped like ``params``), which stays in the store and checkpoints and
+        is left out of the copies pushed to workers (see :meth:`for_workers`).
     estimator : str
         Class name of the estimator that trained it (empty for models stored
         by fedplugin 0.1), so that a plugin re-registered under the same name
@@ -77,8 +84,23 @@ class GlobalModel:
         return params_nbytes(self.params)
 
     def info(self) -> GlobalModel:
-        """The same record without its parameters: what the client keeps."""
-        return replace(self, params={})
+        """The same record without its parameters and server state: what the client keeps."""
+        return replace(self.for_workers(), params={})
+
+    def for_workers(self) -> GlobalModel:
+        """The model as pushed to workers: a server optimizer's state is left in the store.
+
+        Only the worker that combines a round needs that state; it fetches the
+        model from the store when the copy it holds lacks it.
+        """
+        if not isinstance(self.extra.get(SERVER_STATE), dict):
+            return self
+        return replace(self, extra={**self.extra, SERVER_STATE: IN_STORE})
+
+    @property
+    def state_in_store(self) -> bool:
+        """True for a copy whose server optimizer state was left in the store."""
+        return self.extra.get(SERVER_STATE) == IN_STORE
 
 
 def params_nbytes(params: dict[str, np.ndarray]) -> int:

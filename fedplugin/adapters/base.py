@@ -39,6 +39,9 @@ class ModelAdapter:
     family_names: ClassVar[str] = ""
     #: True when :meth:`aggregate` combines exactly and ignores the user's rule.
     exact_aggregation: ClassVar[bool] = False
+    #: False when some parameters are not weights a server optimizer may step
+    #: (flags, counters); exact families refuse one anyway.
+    takes_server_optimizer: ClassVar[bool] = True
 
     def validate(self, estimator: BaseEstimator) -> None:
         """Raise ``ValueError`` if ``estimator``'s settings cannot be federated."""
