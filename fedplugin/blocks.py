@@ -31,6 +31,8 @@ import numpy as np
 from distributed import Client, Future, wait
 from sklearn.utils.multiclass import check_classification_targets
 
+from .input_kinds import input_kind, mixed_input_message
+
 try:  # pandas and dask.dataframe are optional
     import pandas as pd
 except ImportError:  # pragma: no cover - pandas ships with dask[dataframe]
@@ -159,33 +161,14 @@ def prepare(
     """
     if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
         raise ValueError(f"block_size={block_size!r} must be an int >= 1")
-    x_kind, y_kind = _kind(X, "X"), _kind(y, "y")
-    if (x_kind == "numpy") != (y_kind == "numpy"):
-        raise TypeError(
-            f"X is a {x_kind} and y is a {y_kind}; expected both in memory (numpy/pandas) "
-            "or both dask collections, e.g. y = da.from_array(y, chunks=(X.chunks[0],))"
-        )
+    x_kind, y_kind = input_kind(X, "X"), input_kind(y, "y")
+    if x_kind != y_kind:
+        raise TypeError(mixed_input_message(X, y, x_kind, y_kind))
     if x_kind == "numpy":
         return _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
     if x_kind == "dask array":
         return _prepare_dask_array(client, X, y, n_features, classes, is_classifier)
     return _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier)
-
-
-def _kind(data: Any, label: str) -> str:
-    if isinstance(data, np.ndarray) or (pd is not None and isinstance(data, (pd.DataFrame, pd.Series))):
-        return "numpy"
-    if isinstance(data, list):
-        return "numpy"
-    module = type(data).__module__
-    if module.startswith("dask.array") or module.startswith("dask_array"):
-        return "dask array"
-    if module.startswith("dask.dataframe") or module.startswith("dask_expr"):
-        return "dask dataframe"
-    raise TypeError(
-        f"{label} is a {type(data).__module__}.{type(data).__name__}; expected a numpy array, "
-        "a pandas object, a dask array or a dask dataframe/series"
-    )
 
 
 def _to_numpy(data: Any) -> np.ndarray:
