@@ -43,6 +43,7 @@ from .sources import BlockSource, StreamSource
 from .store import GlobalModel
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
+from .wording import count
 
 logger = logging.getLogger("fedplugin")
 
@@ -359,7 +360,10 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
         online = self.scorer is not None and samples > 0
         self.history.append(round_record(rnd, summary, trigger, self._total_samples, online))
         self._autosave()
-        logger.info("round %d (%s): %d samples from %d workers", summary.rounds, trigger, samples, len(summary.workers))
+        logger.info(
+            "round %d (%s): %s from %s",
+            summary.rounds, trigger, count(samples, "sample"), count(len(summary.workers), "worker"),
+        )
         bar = self._engine.bar if self._engine is not None else None
         if bar is not None:
             bar.set_postfix(round=self.rounds, version=self.version)

@@ -88,6 +88,7 @@ from .grid import (
     rank_scores,
 )
 from .session import client_or_default, federated_session
+from .wording import count
 
 logger = logging.getLogger("fedplugin")
 
@@ -277,7 +278,8 @@ class FederatedSearch(BaseEstimator):
         failed = np.asarray(model.failed_, dtype=bool)
         if failed.all():
             raise ValueError(
-                f"every one of the {len(failed)} candidates failed to train; rerun with "
+                f"{'the only candidate' if len(failed) == 1 else f'every one of the {len(failed)} candidates'} "
+                "failed to train; rerun with "
                 "error_score='raise' to see the first error"
             )
         scores, times = self._score(model, failed, X_val, y_val)
@@ -322,7 +324,7 @@ class FederatedSearch(BaseEstimator):
             for index in np.flatnonzero(failed)
         ]
         warnings.warn(
-            f"{int(failed.sum())} of {len(failed)} candidates failed to train and scored "
+            f"{int(failed.sum())} of {count(len(failed), 'candidate')} failed to train and scored "
             f"error_score={self.error_score!r} (error_score='raise' raises instead): " + "; ".join(reasons),
             FitFailedWarning,
             stacklevel=3,
