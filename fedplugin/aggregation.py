@@ -129,7 +129,7 @@ def _check_beta(beta: float) -> None:
 
 
 class Aggregator:
-    """Base class of the configured rules: subclasses implement :meth:`__call__`."""
+    """Base class of the configured rules: subclasses implement ``__call__(updates, weights)``."""
 
     def __call__(self, updates: Sequence[Params], weights: Sequence[float]) -> Params:
         raise NotImplementedError

@@ -156,6 +156,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin):
                 UserWarning,
                 stacklevel=2,
             )
+        #: One :class:`~fedplugin.Round` per synchronization round of this coordinator, oldest first.
         self.history: list[Round] = []
         self._total_samples = 0
         #: The latest round-ending signals workers sent (most recent last).

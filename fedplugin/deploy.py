@@ -27,8 +27,8 @@ from .wording import count
 class MissingModuleError(RuntimeError, ModuleNotFoundError):
     """A process of the cluster cannot import a module the plugin needs; nothing was registered.
 
-    Raised by :func:`register`. It is both the ``RuntimeError`` that
-    :func:`register` documents and the ``ModuleNotFoundError`` it stands for,
+    Raised by :func:`~fedplugin.register`. It is both the ``RuntimeError`` that
+    :func:`~fedplugin.register` documents and the ``ModuleNotFoundError`` it stands for,
     so ``except ModuleNotFoundError`` (or ``ImportError``) catches it too;
     ``name`` is the missing module (e.g. ``"fedplugin"``) and ``__cause__`` the
     error the first such process raised.

@@ -98,7 +98,7 @@ class FederatedSearch(BaseEstimator):
     Every worker of the cluster holds all the candidates of ``param_grid`` and
     updates each of them from every block it trains; each synchronization
     round combines every candidate across workers (see
-    :class:`CandidateSetAdapter`). After training, the candidates are scored
+    :class:`~fedplugin.candidate_adapter.CandidateSetAdapter`). After training, the candidates are scored
     and the best one is kept as a plain fitted scikit-learn estimator.
 
     Unlike ``GridSearchCV`` there are no folds and no refit: each candidate
