@@ -200,7 +200,6 @@ def run_page_here(blocks_file: str) -> None:
     namespace = main.__dict__
     for block in blocks:
         print(f"--- running {block.where}", file=sys.stderr, flush=True)
-        # pad with blank lines so tracebacks show the line numbers of the page
         if block.is_doctest:
             test = doctest.DocTestParser().get_doctest(block.code, namespace, block.where, block.page, block.line - 1)
             runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
@@ -208,7 +207,7 @@ def run_page_here(blocks_file: str) -> None:
             if runner.failures:
                 raise SystemExit(f"doctest failures in {block.where}")
             namespace.update(test.globs)  # a DocTest works on a copy: later blocks see its names
-        else:
+        else:  # padded with blank lines, so that tracebacks show the page's line numbers
             exec(compile("\n" * (block.line - 1) + block.code, block.page, "exec"), namespace)
     print("--- page done", file=sys.stderr, flush=True)
 
@@ -233,13 +232,14 @@ def as_script(blocks: list[Block]) -> str | None:
     return "\n".join(parts)
 
 
-def run(args: list[str], cwd: Path, what: str) -> None:
+def run(args: list[str], cwd: Path, what: str, shown: str = "") -> None:
+    """Run ``args`` in ``cwd``; fail the test with its error output (then ``shown``) if it fails."""
     try:
         done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=PAGE_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{what} did not finish in {PAGE_TIMEOUT} s:\n{(exc.stderr or b'')[-4000:]}")
+        pytest.fail(f"{what} did not finish in {PAGE_TIMEOUT} s:\n{(exc.stderr or b'')[-4000:]}{shown}")
     if done.returncode != 0:
-        pytest.fail(f"{what} failed (exit {done.returncode}):\n{done.stderr[-6000:]}")
+        pytest.fail(f"{what} failed (exit {done.returncode}):\n{done.stderr[-6000:]}{shown}")
 
 
 def pages_to_run() -> list[str]:
@@ -254,7 +254,8 @@ def test_page_runs(page, tmp_path):
     if script is not None:
         (tmp_path / "example.py").write_text(script)
         numbered = "\n".join(f"{n:4} {line}" for n, line in enumerate(script.splitlines(), start=1))
-        run([sys.executable, "example.py"], tmp_path, f"the examples of {page}, run as a script:\n{numbered}\n")
+        shown = f"\n\nthe script:\n{numbered}"
+        run([sys.executable, "example.py"], tmp_path, f"the examples of {page}, run as a script", shown)
         return
     blocks_file = tmp_path / "blocks.json"
     blocks_file.write_text(json.dumps([asdict(b) for b in blocks]))
