@@ -28,6 +28,8 @@ from dask.core import flatten
 from distributed import Client, Future, get_task_stream
 from sklearn.linear_model import SGDClassifier
 
+from fedplugin.wording import count
+
 # Worker processes cannot import this module from benchmarks/; ship its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -206,7 +208,7 @@ def format_summary(profile: dict[str, Any]) -> str:
         [
             (
                 f"profiled fedplugin fit: {fit['wall_s']:.2f} s wall ({fit['samples_per_s']:,.0f} samples/s), "
-                f"{fit['rounds']} rounds, {fit['train_tasks']} training tasks"
+                f"{count(fit['rounds'], 'round')}, {count(fit['train_tasks'], 'training task')}"
             ),
             (
                 f"  inside training tasks per worker: {per_worker} s -> utilization {fit['utilization']:.0%}, "

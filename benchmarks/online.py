@@ -28,6 +28,7 @@ from sklearn.linear_model import SGDClassifier
 
 from fedplugin import EveryNBatches
 from fedplugin.session import federated_session
+from fedplugin.wording import count
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -146,7 +147,7 @@ def main() -> None:
     p50 = latency["1 row(s)"]["p50_ms"]
     print(f"   1-row p50 goal < 5 ms: {'met' if p50 < 5 else 'NOT met'}")
     print(f"\n3. out-of-core: {ooc['samples']:,} x 100 lazy ({ooc['gib']:.2f} GiB), chunks of {ooc['chunks']:,} rows")
-    print(f"   {ooc['samples_per_s']:,.0f} samples/s, {ooc['seconds']:.1f} s, {ooc['rounds']} rounds, "
+    print(f"   {ooc['samples_per_s']:,.0f} samples/s, {ooc['seconds']:.1f} s, {count(ooc['rounds'], 'round')}, "
           f"{ooc['trained_samples']:,} samples trained")
     worst = max(ooc["peak_worker_memory_gib"].values())
     print("   peak worker memory: " + ", ".join(f"{v:.2f} GiB" for v in ooc["peak_worker_memory_gib"].values())

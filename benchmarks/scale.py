@@ -34,6 +34,8 @@ import numpy as np
 from distributed import Client, LocalCluster, wait
 from sklearn.linear_model import SGDClassifier
 
+from fedplugin.wording import plural
+
 HERE = Path(__file__).resolve().parent
 BLOCK_ROWS = 64
 MODELS = {"small": (100, 2), "large": (10_000, 100)}
@@ -166,7 +168,7 @@ def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _line(r: dict[str, Any]) -> str:
-    return (f"  {r['workers']:>2} workers {r['model']:<5} overlap={r['overlap']!s:<5} round {r['round_ms']:8.1f} ms  "
+    return (f"  {r['workers']:>2} {plural(r['workers'], 'worker'):<7} {r['model']:<5} overlap={r['overlap']!s:<5} round {r['round_ms']:8.1f} ms  "
             f"client {r['client_bytes_per_round']:>8,.0f} B  combine {r['combine_ms']:6.1f} ms "
             f"(pull {r['pull_ms']:.1f}, compute {r['compute_ms']:.1f}, push {r['push_ms']:.1f})  "
             f"idle {r['idle_ms_per_round_mean']:6.1f} ms (max {r['idle_ms_per_round_max']:.1f})")

@@ -73,6 +73,7 @@ from fedplugin import (
     WeightedMean,
 )
 from fedplugin.session import federated_session
+from fedplugin.wording import count
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -138,7 +139,7 @@ def drift_level(X: np.ndarray, y: np.ndarray, block_size: int, estimator: SGDCla
         params.append(_flat(estimator))
     p = np.array(params[PILOT_WARMUP:])
     if len(p) <= window:
-        raise ValueError(f"pilot of {len(params)} blocks is too short for a window of {window} blocks")
+        raise ValueError(f"pilot of {count(len(params), 'block')} is too short for a window of {count(window, 'block')}")
     changes = ((p[window:] - p[:-window]) ** 2).sum(axis=1) / (p[:-window] ** 2).sum(axis=1)
     return float(np.median(changes))
 
@@ -243,7 +244,7 @@ def stationary(client: Client, n_samples: int) -> dict[str, Any]:
     runs = []
     for label, policy, kwargs in protocols:
         runs.append(fit_once(client, label, policy, train, test, aggregator=WeightedMean(), **kwargs))
-        print(f"  {label}: {runs[-1].rounds} rounds, accuracy {runs[-1].accuracy:.4f}", flush=True)
+        print(f"  {label}: {count(runs[-1].rounds, 'round')}, accuracy {runs[-1].accuracy:.4f}", flush=True)
     return {
         "train_rows": int(train[1].shape[0]),
         "test_rows": len(test[1]),
@@ -375,7 +376,7 @@ def drifting(client: Client, n_chunks: int) -> dict[str, Any]:
     runs = []
     for label, policy, kwargs in protocols:
         runs.append(online_pass(client, label, policy, X, y, **kwargs))
-        print(f"  {label}: {len(runs[-1].rounds)} rounds, {runs[-1].seconds:.1f} s", flush=True)
+        print(f"  {label}: {count(len(runs[-1].rounds), 'round')}, {runs[-1].seconds:.1f} s", flush=True)
     return {
         "rows": len(y),
         "change": change,
@@ -506,13 +507,13 @@ def poisoned(n_samples: int) -> dict[str, Any]:
 
 
 def poisoned_goal(results: dict[str, dict[str, Any]], clean: float) -> dict[str, Any]:
-    """Robust rules within 1 point of the clean Mean run while the poisoned Mean degrades."""
+    """Robust rules within 1 point of the clean Mean run (or better) while the poisoned Mean degrades."""
     points = {label: 100 * (r["poisoned"]["accuracy"] - clean) for label, r in results.items()}
-    robust_ok = all(abs(p) <= GOAL_ROBUST_POINTS for label, p in points.items() if label != "Mean")
+    robust_ok = all(p >= -GOAL_ROBUST_POINTS for label, p in points.items() if label != "Mean")
     mean_degrades = points["Mean"] < -GOAL_ROBUST_POINTS
     return {
         "points_vs_clean_mean": points,
-        "target": f"robust rules within {GOAL_ROBUST_POINTS} point of clean Mean, poisoned Mean worse",
+        "target": f"robust rules within {GOAL_ROBUST_POINTS} point of clean Mean or better, poisoned Mean worse",
         "met": robust_ok and mean_degrades,
     }
 

@@ -36,6 +36,8 @@ import numpy as np
 from distributed import Client, LocalCluster, wait
 from sklearn.linear_model import SGDClassifier
 
+from fedplugin.wording import count
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # legacy_worker and breakdown, also when imported from elsewhere
 
@@ -223,7 +225,7 @@ def run_legacy(data: Data, n_samples: int) -> tuple[Result, dict[str, Any]]:
         run, seconds = timed(lambda: legacy_worker.train(client, X, y, sync_every=SYNC_EVERY))
         processes = cluster.processes
     result = Result(
-        f"old Worker subclass (own cluster), {n_blocks} tasks",
+        f"old Worker subclass (own cluster), {count(n_blocks, 'task')}",
         rows,
         note="own cluster (worker_class=): threads in the client process, no nannies; "
         "each task generates its lazy block",
@@ -437,7 +439,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Result], dict[str, Any]]:
         print(
             f"cluster: {N_WORKERS} worker processes with nannies; X blocks per worker "
             f"{placement['x_blocks_per_worker']}, {placement['x_y_colocated']}/{placement['blocks']} "
-            f"X/y blocks on the same worker; {args.repeats} repeats",
+            f"X/y blocks on the same worker; {count(args.repeats, 'repeat')}",
             flush=True,
         )
         results, placements = run_cluster_methods(client, data, args.repeats)

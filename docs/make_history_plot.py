@@ -33,6 +33,7 @@ from sklearn.linear_model import SGDClassifier  # noqa: E402
 
 from fedplugin import AnyOf, Coordinator, DriftThreshold, EveryNBatches, FederatedModelPlugin  # noqa: E402
 from fedplugin.plotting import plot_history  # noqa: E402
+from fedplugin.wording import count  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "_static" / "history.png"
 
@@ -75,7 +76,7 @@ def main() -> None:
     triggers = {t: sum(r.trigger == t for r in history) for t in dict.fromkeys(r.trigger for r in history)}
     seconds = sum(r.seconds for r in history)
     print(f"wrote {args.out}")
-    print(f"{len(history)} rounds {triggers}, {history[-1].total_samples:,} samples in {seconds:.2f} s of rounds")
+    print(f"{count(len(history), 'round')} {triggers}, {history[-1].total_samples:,} samples in {seconds:.2f} s of rounds")
     held_out = [round(r.metrics["held-out accuracy"], 4) for r in history if "held-out accuracy" in r.metrics]
     online = [round(r.metrics["online_score"], 4) for r in history if "online_score" in r.metrics]
     print(f"held-out accuracy after each chunk: {held_out}")

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .wording import count
+
 Params = dict[str, np.ndarray]
 Rule = Callable[[Sequence[Params], Sequence[float]], Params]
 
@@ -41,8 +43,8 @@ def _check_updates(updates: Sequence[Params], weights: Sequence[float]) -> np.nd
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(updates),):
         raise ValueError(
-            f"got {weights.shape[0] if weights.ndim else 'scalar'} weights for "
-            f"{len(updates)} updates; expected one weight per update"
+            f"got {count(weights.shape[0], 'weight') if weights.ndim else 'a scalar weight'} for "
+            f"{count(len(updates), 'update')}; expected one weight per update"
         )
     if np.any(weights < 0) or not np.all(np.isfinite(weights)):
         raise ValueError(f"weights={weights.tolist()} must be finite and >= 0")
@@ -127,7 +129,7 @@ def _check_beta(beta: float) -> None:
 
 
 class Aggregator:
-    """Base class of the configured rules: subclasses implement :meth:`__call__`."""
+    """Base class of the configured rules: subclasses implement ``__call__(updates, weights)``."""
 
     def __call__(self, updates: Sequence[Params], weights: Sequence[float]) -> Params:
         raise NotImplementedError

@@ -31,6 +31,9 @@ import numpy as np
 from distributed import Client, Future, wait
 from sklearn.utils.multiclass import check_classification_targets
 
+from .input_kinds import input_kind, mixed_input_message
+from .wording import count
+
 try:  # pandas and dask.dataframe are optional
     import pandas as pd
 except ImportError:  # pragma: no cover - pandas ships with dask[dataframe]
@@ -127,11 +130,11 @@ def check_block(
     """
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(
-            f"block {index}: X has shape {X.shape}; expected {n_features} features"
+            f"block {index}: X has shape {X.shape}; expected {count(n_features, 'feature')}"
         )
     if X.shape[0] != y.shape[0]:
         raise ValueError(
-            f"block {index}: X has {X.shape[0]} rows but y has {y.shape[0]}; "
+            f"block {index}: X has {count(X.shape[0], 'row')} but y has {y.shape[0]}; "
             "expected the same number of rows (same row chunks / partitions)"
         )
     if classes is not None:
@@ -159,33 +162,14 @@ def prepare(
     """
     if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
         raise ValueError(f"block_size={block_size!r} must be an int >= 1")
-    x_kind, y_kind = _kind(X, "X"), _kind(y, "y")
-    if (x_kind == "numpy") != (y_kind == "numpy"):
-        raise TypeError(
-            f"X is a {x_kind} and y is a {y_kind}; expected both in memory (numpy/pandas) "
-            "or both dask collections, e.g. y = da.from_array(y, chunks=(X.chunks[0],))"
-        )
+    x_kind, y_kind = input_kind(X, "X"), input_kind(y, "y")
+    if x_kind != y_kind:
+        raise TypeError(mixed_input_message(X, y, x_kind, y_kind))
     if x_kind == "numpy":
         return _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
     if x_kind == "dask array":
         return _prepare_dask_array(client, X, y, n_features, classes, is_classifier)
     return _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier)
-
-
-def _kind(data: Any, label: str) -> str:
-    if isinstance(data, np.ndarray) or (pd is not None and isinstance(data, (pd.DataFrame, pd.Series))):
-        return "numpy"
-    if isinstance(data, list):
-        return "numpy"
-    module = type(data).__module__
-    if module.startswith("dask.array") or module.startswith("dask_array"):
-        return "dask array"
-    if module.startswith("dask.dataframe") or module.startswith("dask_expr"):
-        return "dask dataframe"
-    raise TypeError(
-        f"{label} is a {type(data).__module__}.{type(data).__name__}; expected a numpy array, "
-        "a pandas object, a dask array or a dask dataframe/series"
-    )
 
 
 def _to_numpy(data: Any) -> np.ndarray:
@@ -218,7 +202,7 @@ def _check_labels(y: np.ndarray, classes: np.ndarray, label: str) -> None:
 def _check_features(n_found: int, n_features: int | None) -> None:
     if n_features is not None and n_found != n_features:
         raise DataDoesNotFitModel(
-            f"X has {n_found} features; expected {n_features} as the model was initialised with"
+            f"X has {count(n_found, 'feature')}; expected {n_features} as the model was initialised with"
         )
 
 
@@ -244,7 +228,7 @@ def check_numpy(
     if y.ndim != 1:
         raise ValueError(f"y has shape {y.shape}; expected a 1-d array of targets")
     if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}; expected the same")
+        raise ValueError(f"X has {count(X.shape[0], 'sample')} but y has {y.shape[0]}; expected the same")
     _check_empty(X.shape[0])
     _check_features(X.shape[1], n_features)
     _check_finite(X, "X")
@@ -285,7 +269,7 @@ def _prepare_dask_array(client, X, y, n_features, classes, is_classifier) -> Tra
     if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in y.chunks[0]):
         X, y = X.compute_chunk_sizes(), y.compute_chunk_sizes()
     if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}; expected the same")
+        raise ValueError(f"X has {count(X.shape[0], 'sample')} but y has {y.shape[0]}; expected the same")
     if X.chunks[0] != y.chunks[0]:
         raise ValueError(
             f"X row chunks {X.chunks[0][:5]}... differ from y chunks {y.chunks[0][:5]}...; "
@@ -314,7 +298,7 @@ def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier) ->
         y = y[y.columns[0]]
     if X.npartitions != y.npartitions:
         raise ValueError(
-            f"X has {X.npartitions} partitions and y has {y.npartitions}; expected the same "
+            f"X has {count(X.npartitions, 'partition')} and y has {y.npartitions}; expected the same "
             "partitions, e.g. y taken from the same dataframe as X"
         )
     if X.known_divisions and y.known_divisions and tuple(X.divisions) != tuple(y.divisions):

@@ -17,7 +17,7 @@ from .adapters import ADAPTERS, ModelAdapter, Params, adapter_for, fresh_copy
 from .aggregation import Aggregator, nestable
 from .candidates import CandidateSet, SEPARATOR, _check_error_score, _prefixed, split_params
 class CandidateSetAdapter(ModelAdapter):
-    """Parameters of a :class:`CandidateSet`: every candidate's, prefixed, plus the set's own.
+    """Parameters of a :class:`~fedplugin.CandidateSet`: every candidate's, prefixed, plus the set's own.
 
     Candidate ``i``'s parameter ``name`` is ``"c<i>/<name>"``; the set adds
     ``failed_`` (1.0 for a candidate that failed to train) and the

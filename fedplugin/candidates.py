@@ -106,7 +106,7 @@ class CandidateSet(BaseEstimator):
     Each call to :meth:`partial_fit` trains every candidate on the same block,
     so a block is read once however many candidates there are. It is the
     model :class:`FederatedSearch` federates: its adapter,
-    :class:`CandidateSetAdapter`, exposes the candidates' parameters as one
+    :class:`~fedplugin.candidate_adapter.CandidateSetAdapter`, exposes the candidates' parameters as one
     dict with prefixed names.
 
     Parameters

@@ -38,7 +38,7 @@ class CheckpointMixin:
         -------
         Path
             The checkpoint directory, for :meth:`resume` or
-            :func:`fedplugin.checkpoint.load_checkpoint`.
+            :func:`~fedplugin.load_checkpoint`.
         """
         self._check_fitted()
         path = self.checkpoint if path is None else Path(path)

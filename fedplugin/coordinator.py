@@ -46,6 +46,7 @@ from .sources import BlockSource, StreamSource
 from .store import GlobalModel
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
+from .wording import count
 
 logger = logging.getLogger("fedplugin")
 
@@ -169,6 +170,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
                 UserWarning,
                 stacklevel=2,
             )
+        #: The latest ``history_limit`` :class:`~fedplugin.Round` records of this coordinator, oldest first.
         self.history: list[Round] = RoundLog(history_limit, history_file)
         self._total_samples = 0
         self._engine: RoundEngine | None = None
@@ -362,7 +364,10 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         online = self.scorer is not None and samples > 0
         self.history.append(round_record(rnd, summary, trigger, self._total_samples, online))
         self._autosave()
-        logger.info("round %d (%s): %d samples from %d workers", summary.rounds, trigger, samples, len(summary.workers))
+        logger.info(
+            "round %d (%s): %s from %s",
+            summary.rounds, trigger, count(samples, "sample"), count(len(summary.workers), "worker"),
+        )
         bar = self._engine.bar if self._engine is not None else None
         if bar is not None:
             bar.set_postfix(round=self.rounds, version=self.version)

@@ -18,6 +18,7 @@ from distributed import Client, LocalCluster, wait
 from sklearn.linear_model import SGDClassifier
 
 from . import Coordinator, EveryNBatches, FederatedModelPlugin, WeightedMean, register
+from .wording import count, plural
 
 
 def make_data(client: Client, n_samples: int, n_features: int, block_size: int, seed: int = 0):
@@ -68,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         client = Client(cluster)
     try:
         client.wait_for_workers(1 if args.scheduler else args.workers)
-        print(f"cluster: {len(client.scheduler_info()['workers'])} workers, dashboard {client.dashboard_link}")
-        print(f"data: {args.samples:,} x {args.features}, blocks of {args.block_size:,} rows, 10 % held out")
+        print(f"cluster: {count(len(client.scheduler_info()['workers']), 'worker')}, dashboard {client.dashboard_link}")
+        print(f"data: {args.samples:,} x {args.features}, blocks of {args.block_size:,} {plural(args.block_size, 'row')}, 10 % held out")
         X_train, y_train, X_test, y_test = make_data(client, args.samples, args.features, args.block_size)
         n_train = X_train.shape[0]
 
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         coord.fit(X_train, y_train)
         seconds = time.perf_counter() - start
         n_workers = len(client.scheduler_info()["workers"])
-        fed_row = {"method": f"fedplugin, {n_workers} workers, EveryNBatches({args.sync_every})",
+        fed_row = {"method": f"fedplugin, {count(n_workers, 'worker')}, EveryNBatches({args.sync_every})",
                    "samples/s": n_train / seconds, "accuracy": coord.score(X_test, y_test)}
         client.unregister_worker_plugin("demo")
 
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         print(f"\n{'method':<45} {'samples/s':>12} {'held-out accuracy':>18}")
         for row in rows:
             print(f"{row['method']:<45} {row['samples/s']:>12,.0f} {row['accuracy']:>18.4f}")
-        print(f"\nfedplugin: {len(coord.history)} rounds, {sum(r.samples for r in coord.history):,} samples "
+        print(f"\nfedplugin: {count(len(coord.history), 'round')}, {sum(r.samples for r in coord.history):,} samples "
               f"(= {n_train:,} training rows), speed-up x{rows[1]['samples/s'] / rows[0]['samples/s']:.2f}")
         return rows
     finally:

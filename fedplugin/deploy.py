@@ -12,12 +12,31 @@ one cannot.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import itertools
-
+import re
 from typing import Any
 
 from distributed import Client
 from distributed.protocol.pickle import dumps, loads
+
+from .wording import count
+
+
+class MissingModuleError(RuntimeError, ModuleNotFoundError):
+    """A process of the cluster cannot import a module the plugin needs; nothing was registered.
+
+    Raised by :func:`~fedplugin.register`. It is both the ``RuntimeError`` that
+    :func:`~fedplugin.register` documents and the ``ModuleNotFoundError`` it stands for,
+    so ``except ModuleNotFoundError`` (or ``ImportError``) catches it too;
+    ``name`` is the missing module (e.g. ``"fedplugin"``) and ``__cause__`` the
+    error the first such process raised.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str, Any]:
@@ -40,11 +59,17 @@ def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str,
 
     Raises
     ------
+    MissingModuleError
+        If the scheduler or a worker cannot import a module the plugin needs
+        (fedplugin itself, or the estimator's package). It is a
+        ``RuntimeError`` and a ``ModuleNotFoundError``; the message names each
+        process that failed and says what to install. Nothing is registered.
     RuntimeError
-        If the scheduler or a worker cannot load the plugin (the message names
-        each and its error), or the plugin's setup fails on a worker. Nothing
-        is registered then, so no worker is left unable to restart. Also if
-        no worker joined within ``timeout``.
+        If the scheduler or a worker cannot load the plugin for another reason
+        (the message names each and its error; the original error is the
+        ``__cause__``), or the plugin's setup fails on a worker. Nothing is
+        registered then, so no worker is left unable to restart. Also if no
+        worker joined within ``timeout``.
 
     Notes
     -----
@@ -69,7 +94,7 @@ def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str,
     payload = dumps(plugin)
     problems = _cannot_load(client, payload)
     if problems:
-        raise RuntimeError(_explain(name, problems, client))
+        raise _cannot_load_error(name, problems, client) from next(iter(problems.values()))
     from .ownership import replace_foreign_model
     from .plugin import FederatedModelPlugin
 
@@ -80,57 +105,99 @@ def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str,
     except Exception as exc:
         # A worker that joined after the check, or a failing setup: take the
         # plugin back from the scheduler so that it poisons no restart.
+        error = real_error(exc)
         try:
             client.unregister_worker_plugin(name)
         except Exception:
             pass
         problems = _cannot_load(client, payload)
         if problems:
-            raise RuntimeError(_explain(name, problems, client)) from exc
-        raise RuntimeError(
-            f"cannot register plugin {name!r}: its setup failed on a worker ({_describe(exc)}); "
+            raise _cannot_load_error(name, problems, client) from error
+        message = (
+            f"cannot register plugin {name!r}: its setup failed on a worker ({_describe(error)}); "
             "it was unregistered again, so nothing was registered"
-        ) from exc
+        )
+        if isinstance(error, ModuleNotFoundError):
+            raise MissingModuleError(message, name=error.name) from error
+        raise RuntimeError(message) from error
 
 
-def _cannot_load(client: Client, payload: bytes) -> dict[str, str]:
+def _cannot_load(client: Client, payload: bytes) -> dict[str, BaseException]:
     """``{process: error}`` for the scheduler and each worker that cannot unpickle ``payload``."""
     # distributed's own loads, as the worker's plugin_add does: importable everywhere.
     # The scheduler must load fedplugin too: every worker's setup registers the
     # scheduler-side ModelStore.
-    problems = {}
+    problems: dict[str, BaseException] = {}
     try:
         client.run_on_scheduler(loads, payload)
     except Exception as exc:
-        problems[f"scheduler {client.scheduler.address}"] = _describe(exc)
+        problems[f"scheduler {client.scheduler.address}"] = real_error(exc)
     answers = client.run(loads, payload, on_error="return")
     for worker, answer in sorted(answers.items()):
         if isinstance(answer, BaseException):
-            problems[worker] = _describe(answer)
+            problems[worker] = real_error(answer)
     return problems
 
 
+def real_error(error: BaseException) -> BaseException:
+    r"""The error a remote process raised, with its own type.
+
+    ``distributed`` hands some remote errors to the client as a bare
+    ``Exception`` whose text is the original's ``repr``, such as
+    ``Exception("ModuleNotFoundError(\"No module named 'fedplugin'\")")``. For
+    a built-in exception type this rebuilds the original (with ``name`` set
+    for a missing module); any other error is returned as it is.
+
+    Examples
+    --------
+    >>> real_error(Exception("ModuleNotFoundError(\"No module named 'fedplugin'\")"))
+    ModuleNotFoundError("No module named 'fedplugin'")
+    >>> real_error(Exception("ModuleNotFoundError(\"No module named 'fedplugin'\")")).name
+    'fedplugin'
+    >>> real_error(Exception("something else"))
+    Exception('something else')
+    """
+    if type(error) is not Exception or len(error.args) != 1 or not isinstance(error.args[0], str):
+        return error
+    match = re.fullmatch(r"([A-Za-z_]\w*)\((.*)\)", error.args[0], flags=re.DOTALL)
+    kind = getattr(builtins, match[1], None) if match else None
+    if not (isinstance(kind, type) and issubclass(kind, Exception)):
+        return error
+    try:
+        args = ast.literal_eval(f"({match[2]},)") if match[2] else ()
+        real = kind(*args)
+    except Exception:
+        return error
+    if isinstance(real, ImportError) and real.name is None:
+        missing = re.search(r"No module named '([^']+)'", str(real))
+        real.name = missing[1] if missing else None
+    return real
+
+
 def _describe(error: BaseException) -> str:
-    text = str(error)
-    # distributed sends some remote errors as Exception("ModuleNotFoundError(...)")
-    return text if type(error) is Exception else f"{type(error).__name__}: {text}"
+    return f"{type(error).__name__}: {error}"
 
 
-def _explain(name: str, problems: dict[str, str], client: Client) -> str:
+def _cannot_load_error(name: str, problems: dict[str, BaseException], client: Client) -> RuntimeError:
+    """The error :func:`register` raises: a MissingModuleError when only modules are missing."""
     from . import __version__
 
     total = len(client.scheduler_info(n_workers=-1)["workers"])
     bad_workers = sum(not key.startswith("scheduler ") for key in problems)
-    who = f"{bad_workers} of {total} workers" if bad_workers else "the scheduler"
+    who = f"{bad_workers} of {count(total, 'worker')}" if bad_workers else "the scheduler"
     if bad_workers and len(problems) > bad_workers:
         who = f"the scheduler and {who}"
-    lines = "\n".join(f"  {where}: {error}" for where, error in problems.items())
-    return (
+    lines = "\n".join(f"  {where}: {_describe(error)}" for where, error in problems.items())
+    message = (
         f"cannot register plugin {name!r}: {who} cannot load it, so nothing was registered "
         f"(a worker that cannot load a registered plugin fails at every restart):\n{lines}\n"
         f"Install fedplugin {__version__} and the estimator's package in the environment of the "
         "scheduler and every worker (the cluster's image), then register again."
     )
+    missing = {error.name for error in problems.values() if isinstance(error, ModuleNotFoundError)}
+    if all(isinstance(error, ModuleNotFoundError) for error in problems.values()):
+        return MissingModuleError(message, name=next(iter(missing)) if len(missing) == 1 else None)
+    return RuntimeError(message)
 
 
 def resolve_plugin(client: Client, plugin: Any) -> tuple[str, Any, Any]:
@@ -159,4 +226,4 @@ def resolve_plugin(client: Client, plugin: Any) -> tuple[str, Any, Any]:
     return name, config["estimator"], config["classes"]
 
 
-__all__ = ["register", "resolve_plugin"]
+__all__ = ["MissingModuleError", "real_error", "register", "resolve_plugin"]

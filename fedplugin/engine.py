@@ -261,7 +261,7 @@ class RoundEngine:
 
     def _lost(self, rnd: OpenRound, worker: str, items: list, exc: BaseException) -> None:
         """The task's worker died: train its blocks again."""
-        logger.warning("training task on %s failed (%r); its %d blocks are trained again", worker, exc, len(items))
+        logger.warning("training task on %s failed (%r); blocks to train again: %d", worker, exc, len(items))
         self.coord._wait_for_workers()
         self.workers = self.coord._workers()
         rescatter_lost(self.client, list(self.source.blocks.values()))

@@ -23,6 +23,7 @@ from .adapters import adapter_for, fresh_copy
 from .session import client_or_default, federated_session
 from .predicting import apply_dask, is_dask, score_dask
 from .store import GlobalModel
+from .wording import count
 
 
 def _estimator_has(attr: str):
@@ -126,7 +127,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
                 self, X, y, reset=not fitted, dtype=[np.float64, np.float32], y_numeric=not is_classifier(template)
             )
         elif fitted and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features; expected {self.n_features_in_}")
+            raise ValueError(f"X has {count(X.shape[1], 'feature')}; expected {self.n_features_in_}")
         if fitted and is_classifier(template):
             classes = self.classes_
         options = dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size, progress=False)

@@ -88,6 +88,7 @@ from .grid import (
     rank_scores,
 )
 from .session import client_or_default, federated_session
+from .wording import count
 
 logger = logging.getLogger("fedplugin")
 
@@ -97,7 +98,7 @@ class FederatedSearch(BaseEstimator):
     Every worker of the cluster holds all the candidates of ``param_grid`` and
     updates each of them from every block it trains; each synchronization
     round combines every candidate across workers (see
-    :class:`CandidateSetAdapter`). After training, the candidates are scored
+    :class:`~fedplugin.candidate_adapter.CandidateSetAdapter`). After training, the candidates are scored
     and the best one is kept as a plain fitted scikit-learn estimator.
 
     Unlike ``GridSearchCV`` there are no folds and no refit: each candidate
@@ -277,7 +278,8 @@ class FederatedSearch(BaseEstimator):
         failed = np.asarray(model.failed_, dtype=bool)
         if failed.all():
             raise ValueError(
-                f"every one of the {len(failed)} candidates failed to train; rerun with "
+                f"{'the only candidate' if len(failed) == 1 else f'every one of the {len(failed)} candidates'} "
+                "failed to train; rerun with "
                 "error_score='raise' to see the first error"
             )
         scores, times = self._score(model, failed, X_val, y_val)
@@ -322,7 +324,7 @@ class FederatedSearch(BaseEstimator):
             for index in np.flatnonzero(failed)
         ]
         warnings.warn(
-            f"{int(failed.sum())} of {len(failed)} candidates failed to train and scored "
+            f"{int(failed.sum())} of {count(len(failed), 'candidate')} failed to train and scored "
             f"error_score={self.error_score!r} (error_score='raise' raises instead): " + "; ".join(reasons),
             FitFailedWarning,
             stacklevel=3,

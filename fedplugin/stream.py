@@ -21,6 +21,27 @@ from distributed import Client
 from .blocks import BlockRef, check_numpy, scatter_blocks, split_rows
 
 
+def rejected_batch_message(index: int, error: Exception) -> str:
+    """What ``fit_stream`` says when batch ``index`` (counted from 0) fails validation.
+
+    Examples
+    --------
+    >>> rejected_batch_message(12, ValueError("X contains NaN"))
+    'batch 12 of the stream was rejected: X contains NaN; the 12 batches before it were trained'
+    >>> rejected_batch_message(1, ValueError("X contains NaN"))
+    'batch 1 of the stream was rejected: X contains NaN; the batch before it was trained'
+    >>> rejected_batch_message(0, ValueError("X contains NaN"))
+    'batch 0 of the stream was rejected: X contains NaN; no batch before it, nothing was trained'
+    """
+    if index == 0:
+        before = "no batch before it, nothing was trained"
+    elif index == 1:
+        before = "the batch before it was trained"
+    else:
+        before = f"the {index} batches before it were trained"
+    return f"batch {index} of the stream was rejected: {error}; {before}"
+
+
 class StreamFeeder:
     """Pull batches from ``batches`` into the coordinator's block queues on demand.
 
@@ -97,10 +118,7 @@ class StreamFeeder:
                     X, y, n_features=self.n_features, classes=self.classes, is_classifier=self.is_classifier
                 )
             except (ValueError, TypeError) as exc:
-                self.error = type(exc)(
-                    f"batch {self.batches_read} of the stream was rejected: {exc}; the "
-                    f"{self.batches_read} batches before it were trained"
-                )
+                self.error = type(exc)(rejected_batch_message(self.batches_read, exc))
                 self.exhausted = True
                 break
             self._buffer.append((X, y))

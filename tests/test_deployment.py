@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib
 import ipaddress
 import json
 import os
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from distributed import Client
+from distributed import Client, WorkerPlugin
 from distributed.comm import connect
 from distributed.security import Security
 from sklearn.datasets import make_classification
@@ -329,6 +330,9 @@ def test_register_refuses_clearly_when_a_worker_cannot_import_fedplugin(cli_clus
     with pytest.raises(RuntimeError, match=r"cannot register plugin 'clf'") as info:
         fedplugin.register(client, plugin)
     message = str(info.value)
+    assert isinstance(info.value, ModuleNotFoundError) and info.value.name == "fedplugin", "the real error type"
+    assert type(info.value.__cause__) is ModuleNotFoundError
+    assert "1 of 2 workers cannot load it" in message
     assert bad in message and good not in message, "names the worker that cannot load it"
     assert "No module named 'fedplugin'" in message, "says why"
     assert "nothing was registered" in message and "install" in message.lower(), "says what state and what to do"
@@ -362,3 +366,100 @@ def test_register_waits_for_a_first_worker_or_says_there_is_none():
         finally:
             timer.join()
         assert len(answers) == 1 and all(a["status"] == "OK" for a in answers.values())
+
+
+# ------------------------------------------- the type of register's errors (issue 13)
+class _UnpicklesOnlyWithAMissingPackage(WorkerPlugin):
+    """A plugin whose unpickling needs a package that is installed nowhere."""
+
+    name = "needs-missing-package"
+
+    def __reduce__(self):
+        return importlib.import_module, ("fedplugin_test_missing_package",)
+
+
+class _SetupNeedsAMissingPackage(WorkerPlugin):
+    """A plugin that loads everywhere but whose setup imports a package that is not installed."""
+
+    name = "setup-needs-missing-package"
+
+    def setup(self, worker):
+        importlib.import_module("fedplugin_test_missing_package")
+
+
+@pytest.fixture(scope="module")
+def threads_client():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=":0") as cluster:
+        with Client(cluster) as client:
+            yield client
+
+
+def registered_names(client):
+    return client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins))
+
+
+def test_register_raises_module_not_found_when_a_process_lacks_a_module(threads_client):
+    """What the deployment page promises: a ModuleNotFoundError (also the documented RuntimeError)."""
+    with pytest.raises(ModuleNotFoundError, match="cannot register plugin 'needs-missing-package'") as info:
+        fedplugin.register(threads_client, _UnpicklesOnlyWithAMissingPackage())
+    assert isinstance(info.value, RuntimeError) and isinstance(info.value, fedplugin.deploy.MissingModuleError)
+    assert info.value.name == "fedplugin_test_missing_package"
+    assert type(info.value.__cause__) is ModuleNotFoundError, "the real error is chained, not a bare Exception"
+    assert "ModuleNotFoundError: No module named 'fedplugin_test_missing_package'" in str(info.value)
+    assert "1 of 1 worker cannot" in str(info.value) and "1 workers" not in str(info.value)
+    assert "needs-missing-package" not in registered_names(threads_client)
+
+
+def test_register_gives_a_failing_setup_its_real_error_type(threads_client):
+    with pytest.raises(ModuleNotFoundError, match="its setup failed on a worker") as info:
+        fedplugin.register(threads_client, _SetupNeedsAMissingPackage())
+    assert isinstance(info.value, RuntimeError)
+    assert info.value.name == "fedplugin_test_missing_package"
+    assert type(info.value.__cause__) is ModuleNotFoundError
+    assert "ModuleNotFoundError: No module named 'fedplugin_test_missing_package'" in str(info.value)
+    assert _SetupNeedsAMissingPackage.name not in registered_names(threads_client)
+
+
+def test_register_turns_distributeds_bare_exception_into_the_real_one(threads_client, monkeypatch):
+    """A worker that cannot load the plugin but passed the check (it joined just after it).
+
+    ``client.register_plugin`` then fails with ``Exception("ModuleNotFoundError(...)")``;
+    register re-raises it as the ModuleNotFoundError it is.
+    """
+    plugin = _UnpicklesOnlyWithAMissingPackage()
+    with pytest.raises(Exception) as bare:  # what distributed raises
+        threads_client.register_plugin(plugin)
+    assert type(bare.value) is Exception and str(bare.value).startswith("ModuleNotFoundError(")
+    with pytest.raises(KeyError):  # the workers never installed it; the scheduler forgets it all the same
+        threads_client.unregister_worker_plugin(plugin.name)
+    assert plugin.name not in registered_names(threads_client)
+
+    checks = []
+    real_check = fedplugin.deploy._cannot_load
+    monkeypatch.setattr(
+        fedplugin.deploy, "_cannot_load", lambda *a: checks.append(1) or ({} if len(checks) == 1 else real_check(*a))
+    )
+    with pytest.raises(ModuleNotFoundError, match="cannot register plugin 'needs-missing-package'") as info:
+        fedplugin.register(threads_client, plugin)
+    assert len(checks) == 2, "checked, registered, failed, checked again"
+    assert isinstance(info.value, RuntimeError)
+    assert type(info.value.__cause__) is ModuleNotFoundError
+    assert info.value.__cause__.name == "fedplugin_test_missing_package"
+    assert plugin.name not in registered_names(threads_client)
+
+
+@pytest.mark.parametrize(
+    "remote, expected",
+    [
+        (Exception("ModuleNotFoundError(\"No module named 'sklearn'\")"), ModuleNotFoundError("No module named 'sklearn'")),
+        (Exception("ValueError('bad', 3)"), ValueError("bad", 3)),
+        (Exception("NoSuchError('x')"), Exception("NoSuchError('x')")),  # not a built-in: left as it is
+        (Exception("not a repr"), Exception("not a repr")),
+        (KeyError("k"), KeyError("k")),  # already typed
+    ],
+)
+def test_real_error(remote, expected):
+    real = fedplugin.deploy.real_error(remote)
+    assert type(real) is type(expected) and real.args == expected.args

@@ -166,3 +166,64 @@ def test_plugin_refuses_bad_configuration():
 def test_bad_estimator_settings_refused_before_registration(settings, message):
     with pytest.raises(ValueError, match=message):
         FederatedModelPlugin(SGDClassifier(**settings), classes=[0, 1])
+
+
+# ---------------------------------------- X and y of different kinds (issue 13)
+def _inputs():
+    import dask.dataframe as dd
+    import pandas as pd
+
+    X = np.arange(40.0).reshape(20, 2)
+    y = np.arange(20) % 2
+    df = dd.from_pandas(pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "target": y}), npartitions=3)
+    return {
+        "numpy": (X, y),
+        "pandas": (pd.DataFrame(X), pd.Series(y)),
+        "dask array": dask_pair(X, y, chunks=7),
+        "dask dataframe": (df.drop(columns="target"), df["target"]),
+    }
+
+
+# (kind of X, kind of y) -> what the message must say, and how to apply that advice
+MIXED = {
+    ("numpy", "dask array"): (
+        "X is a numpy array and y is a dask array", "X = da.from_array(X, chunks=(y.chunks[0], -1))",
+    ),
+    ("pandas", "dask array"): ("X is a pandas DataFrame and y is a dask array", "y = y.compute()"),
+    ("numpy", "dask dataframe"): ("X is a numpy array and y is a dask Series", "y = y.compute()"),
+    ("dask array", "numpy"): (
+        "X is a dask array and y is a numpy array", "y = da.from_array(y, chunks=(X.chunks[0],))",
+    ),
+    ("dask array", "pandas"): ("X is a dask array and y is a pandas Series", "X = X.compute()"),
+    ("dask dataframe", "numpy"): ("X is a dask DataFrame and y is a numpy array", "X = X.compute()"),
+    ("dask array", "dask dataframe"): (
+        "X is a dask array and y is a dask Series", "y = y.to_dask_array(lengths=True).rechunk((X.chunks[0],))",
+    ),
+    ("dask dataframe", "dask array"): (
+        "X is a dask DataFrame and y is a dask array",
+        "X = X.to_dask_array(lengths=True), y = y.rechunk((X.chunks[0],))",
+    ),
+}
+
+
+@pytest.mark.parametrize("kinds", MIXED, ids=" + ".join)
+def test_mixed_input_kinds_say_what_to_do(kinds):
+    """Each combination gets advice that fits it (no ``X.chunks`` for a numpy X), and the advice works."""
+    from fedplugin.blocks import prepare
+    from fedplugin.input_kinds import input_kind
+
+    inputs = _inputs()
+    X, y = inputs[kinds[0]][0], inputs[kinds[1]][1]
+    says, remedy = MIXED[kinds]
+    with pytest.raises(TypeError) as info:  # refused before the client is used
+        prepare(None, X, y, block_size=10, n_features=None, classes=None, is_classifier=True)
+    message = str(info.value)
+    assert says in message and remedy in message, message
+    if input_kind(X, "X") == "numpy":
+        assert "X.chunks" not in message, "numpy arrays have no chunks"
+    namespace = {"X": X, "y": y, "da": da}
+    exec(remedy.replace(", y = ", "\ny = "), namespace)
+    X, y = namespace["X"], namespace["y"]
+    assert input_kind(X, "X") == input_kind(y, "y")
+    if input_kind(X, "X") == "dask array":
+        assert X.chunks[0] == y.chunks[0], "the advice lines the row chunks up"

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.cluster import MiniBatchKMeans
+from ..wording import count
 from .base import ModelAdapter, Params, _check_names, fresh_copy
 
 
@@ -48,7 +49,7 @@ class MiniBatchKMeansAdapter(ModelAdapter):
             )
         if np.shape(init)[0] != estimator.n_clusters:
             raise ValueError(
-                f"init has {np.shape(init)[0]} centers; expected n_clusters={estimator.n_clusters}"
+                f"init has {count(np.shape(init)[0], 'center')}; expected n_clusters={estimator.n_clusters}"
             )
 
     def initialize(
@@ -57,7 +58,7 @@ class MiniBatchKMeansAdapter(ModelAdapter):
         model = fresh_copy(estimator)
         centers = np.array(model.init, dtype=np.float64)
         if centers.shape[1] != n_features:
-            raise ValueError(f"init has {centers.shape[1]} features; expected {n_features}, as X has")
+            raise ValueError(f"init has {count(centers.shape[1], 'feature')}; expected {n_features}, as X has")
         # A public first partial_fit on the initial centers themselves sets the
         # model up; then the probe's counts, step counters and labels go.
         model.partial_fit(centers)
