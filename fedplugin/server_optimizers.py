@@ -52,10 +52,10 @@ Slots = dict[str, np.ndarray]
 
 
 class ServerOptimizer(Aggregator):
-    """Base class: combine with ``base``, then move the global model by :meth:`update`.
+    """Base class: combine with ``base``, then move the global model by :meth:`ServerOptimizer.update`.
 
     Subclasses name their state :attr:`slots` and implement the one hook
-    :meth:`update`, which sees one parameter at a time. :func:`fedplugin.rounds.next_global`
+    :meth:`ServerOptimizer.update`, which sees one parameter at a time. :func:`fedplugin.rounds.next_global`
     calls :meth:`step` with the current global model and its stored state.
 
     Parameters

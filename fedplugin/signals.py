@@ -21,7 +21,7 @@ class SignalsMixin:
     Needs ``client``, ``name``, ``preempt`` and ``_engine``.
     """
 
-    #: How many of the latest signals :attr:`signals` keeps.
+    #: How many of the latest signals ``signals`` keeps.
     SIGNALS_KEPT = 1000
 
     def _listen_to_workers(self) -> None:

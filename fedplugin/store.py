@@ -58,7 +58,7 @@ class GlobalModel:
     estimator : str
         Class name of the estimator that trained it (empty for models stored
         by fedplugin 0.1), so that a plugin re-registered under the same name
-        with another estimator does not adopt it (see :mod:`fedplugin.ownership`).
+        with another estimator does not adopt it (see :func:`fedplugin.forget`).
     """
 
     version: int
