@@ -1,15 +1,20 @@
 # `make demo` and `make test` each create .venv and install what they need first.
-PYTHON ?= python3
+# PYTHON: a Python that setup.cfg's python_requires admits: python3 if it is one, else the newest
+# python3.N on PATH or in pyenv (tools/pythons.py); `make test PYTHON=/path/to/python` chooses.
+PYTHON ?= $(shell python3 tools/pythons.py)
+SESSIONS ?= minimum newest wheel
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test docs bench clean
+.PHONY: demo test docs bench compat clean
 
+# A .venv made with a Python that python_requires no longer admits is made again.
 $(INSTALLED): setup.cfg setup.py
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { echo "no supported Python found: see python_requires in setup.cfg" >&2; exit 1; }
+	python3 tools/pythons.py --check $(PY) || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,bench,docs]"
+	$(PY) -m pip install --quiet -e ".[test,bench,docs,dev]"
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
@@ -24,5 +29,10 @@ docs: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) benchmarks/throughput.py $(ARGS)
 
+# The declared minimum versions, the newest versions, and the built wheel, each in a fresh
+# environment with the tests marked `compat` (noxfile.py; docs/guide/versions.rst).
+compat: $(INSTALLED)
+	$(PY) -m nox -s $(SESSIONS) $(ARGS)
+
 clean:
-	rm -rf $(VENV) docs/_build benchmarks/results *.egg-info
+	rm -rf $(VENV) .nox build dist docs/_build benchmarks/results *.egg-info

@@ -17,6 +17,7 @@ from sklearn.metrics import check_scoring, get_scorer
 from sklearn.utils import get_tags
 from sklearn.utils.validation import validate_data
 
+from ._compat import check_estimator_settings
 from .adapters import Params, adapter_for, fresh_copy
 from .rounds import is_finite
 
@@ -327,6 +328,7 @@ def _probe(candidate: BaseEstimator, n_features: int, classes: np.ndarray | None
         return None
     probe = fresh_copy(candidate)
     try:
+        check_estimator_settings(candidate)
         if kind == "classifier":
             probe.partial_fit(np.zeros((len(classes), n_features)), np.asarray(classes), classes=classes)
         else:

@@ -5,7 +5,7 @@ import doctest
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import params_equal
+from conftest import needs_sgd_passive_aggressive, params_equal
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.linear_model import (
@@ -69,11 +69,13 @@ def candidates(*settings):
 
 
 # ------------------------------------------------------------- no cluster needed
+@needs_sgd_passive_aggressive
 def test_module_docstring_examples_run():
     result = doctest.testmod(search_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
 
 
+@needs_sgd_passive_aggressive
 def test_passive_aggressive_classifier_equals_its_sgd_equivalent(classification_data):
     X, y = classification_data
     for C, loss in [(1e-3, "hinge"), (10.0, "squared_hinge")]:
@@ -88,6 +90,7 @@ def test_passive_aggressive_classifier_equals_its_sgd_equivalent(classification_
         np.testing.assert_array_equal(deprecated.intercept_, equivalent.intercept_)
 
 
+@needs_sgd_passive_aggressive
 def test_candidate_set_trains_every_candidate_exactly_as_alone(classification_data):
     X, y = classification_data
     settings = [{"learning_rate": "pa1", "eta0": 1e-3}, {"learning_rate": "pa2", "eta0": 10.0}]
@@ -185,6 +188,7 @@ def test_per_candidate_rule_checks_plain_names():
         PerCandidate({"coef_": Median(), "bias_": Mean()}).check_names(names)
 
 
+@needs_sgd_passive_aggressive
 def test_candidate_set_fails_invalid_settings_before_training(classification_data):
     X, y = classification_data
     # learning_rate="pa1" only works with the hinge loss, which scikit-learn
@@ -226,6 +230,7 @@ def test_candidate_set_stops_training_a_diverging_candidate_only():
             CandidateSet(members[1:]).partial_fit(X, y)
 
 
+@needs_sgd_passive_aggressive
 def test_progressive_validation_scores_each_block_before_training_on_it(classification_data):
     X, y = classification_data
     model = CandidateSet(candidates({"eta0": 1e-3, "learning_rate": "pa1"}), progressive=True)
@@ -243,6 +248,7 @@ def test_progressive_validation_scores_each_block_before_training_on_it(classifi
 
 
 # ------------------------------------------------------------- on a real cluster
+@needs_sgd_passive_aggressive
 def test_best_candidate_is_as_good_as_the_best_trained_alone(client, split):
     X, y, X_val, y_val = split
     search = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK).fit(X, y, X_val, y_val)
@@ -256,6 +262,7 @@ def test_best_candidate_is_as_good_as_the_best_trained_alone(client, split):
     assert search.cv_results_["rank_test_score"][np.argmin(single)] == N_CANDIDATES
 
 
+@needs_sgd_passive_aggressive
 def test_each_block_is_read_once_per_epoch_whatever_the_number_of_candidates(client, split):
     X, y, X_val, y_val = split
     search = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK, epochs=2, sync=8)
@@ -267,6 +274,7 @@ def test_each_block_is_read_once_per_epoch_whatever_the_number_of_candidates(cli
     assert len(search.history_) == 2 * n_blocks // 8, "every candidate synchronizes in every round"
 
 
+@needs_sgd_passive_aggressive
 def test_cv_results_best_attributes_and_cleanup(client, split):
     X, y, X_val, y_val = split
     search = FederatedSearch(
@@ -297,6 +305,7 @@ def test_cv_results_best_attributes_and_cleanup(client, split):
     assert "search-test" not in names, "the plugin is unregistered after fit"
 
 
+@needs_sgd_passive_aggressive
 def test_search_candidate_equals_a_federation_of_that_candidate_alone(client, split):
     X, y, X_val, y_val = split
     # Equality to the last bit needs strict synchronous rounds on both sides (overlap=False, issue 9).
@@ -311,6 +320,7 @@ def test_search_candidate_equals_a_federation_of_that_candidate_alone(client, sp
         np.testing.assert_allclose(coord.global_model().intercept_, search.best_estimator_.intercept_)
 
 
+@needs_sgd_passive_aggressive
 def test_progressive_validation_without_a_held_out_set(client, split):
     X, y, X_val, y_val = split
     held_out = FederatedSearch(BASE, GRID, client=client, block_size=BLOCK).fit(X, y, X_val, y_val)
@@ -321,6 +331,7 @@ def test_progressive_validation_without_a_held_out_set(client, split):
     assert progressive.cv_results_["rank_test_score"][-1] == N_CANDIDATES
 
 
+@needs_sgd_passive_aggressive
 def test_failed_candidate_scores_error_score_and_the_others_go_on(client, split):
     X, y, X_val, y_val = split
     estimator = SGDClassifier(loss="log_loss", random_state=0)

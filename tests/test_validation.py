@@ -3,11 +3,16 @@
 import dask.array as da
 import numpy as np
 import pytest
-from sklearn.linear_model import SGDClassifier
+from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 from conftest import params_equal
 from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+from fedplugin._compat import SGD_PASSIVE_AGGRESSIVE
+from fedplugin.search import CandidateSet
 from fedplugin.session import federated_session
+
+#: How scikit-learn (>= 1.8) or fedplugin (before, see _compat) refuses SGD pa1 with another loss.
+PA_REFUSED = "only works with loss 'hinge'" if SGD_PASSIVE_AGGRESSIVE else "eta0 as C only from scikit-learn 1.8"
 
 
 @pytest.fixture
@@ -160,7 +165,7 @@ def test_plugin_refuses_bad_configuration():
     "settings, message",
     [
         ({"eta0": -1.0, "learning_rate": "constant"}, "'eta0' parameter of SGDClassifier must be"),
-        ({"loss": "log_loss", "learning_rate": "pa1"}, "only works with loss 'hinge'"),
+        ({"loss": "log_loss", "learning_rate": "pa1"}, PA_REFUSED),
     ],
 )
 def test_bad_estimator_settings_refused_before_registration(settings, message):
@@ -227,3 +232,20 @@ def test_mixed_input_kinds_say_what_to_do(kinds):
     assert input_kind(X, "X") == input_kind(y, "y")
     if input_kind(X, "X") == "dask array":
         assert X.chunks[0] == y.chunks[0], "the advice lines the row chunks up"
+
+
+@pytest.mark.skipif(SGD_PASSIVE_AGGRESSIVE, reason="scikit-learn >= 1.8 trains SGD*(learning_rate='pa1') with eta0 as C")
+def test_sgd_passive_aggressive_refused_before_scikit_learn_1_8():
+    """Before 1.8 scikit-learn accepts SGD*(learning_rate="pa1") but ignores eta0: refused, not mistrained."""
+    refusal = "eta0 as C only from scikit-learn 1.8.*PassiveAggressive(Classifier|Regressor)"
+    with pytest.raises(ValueError, match=refusal):
+        FederatedModelPlugin(SGDClassifier(loss="hinge", penalty=None, learning_rate="pa1", eta0=0.1), classes=[0, 1])
+    with pytest.raises(ValueError, match=refusal):
+        FederatedModelPlugin(SGDRegressor(loss="epsilon_insensitive", penalty=None, learning_rate="pa2", eta0=0.1))
+    # a search fails that candidate only, naming why, and trains the others
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 3)), rng.integers(0, 2, 200)
+    members = [SGDClassifier(random_state=0), SGDClassifier(loss="hinge", learning_rate="pa1", eta0=0.1)]
+    model = CandidateSet(members).partial_fit(X, y, classes=[0, 1])
+    assert model.failed_.tolist() == [False, True]
+    assert "only from scikit-learn 1.8" in model.errors_[1]

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.utils import get_tags
 
+from .._compat import check_estimator_settings
 
 Params = dict[str, np.ndarray]
 #: ``(count, mean, sum of squared deviations)``, per class or per group.
@@ -53,6 +54,7 @@ class ModelAdapter:
         once, on a throwaway copy and a two-row all-zero batch, to refuse bad
         settings (e.g. ``eta0=-1``) on the client before any data is read.
         """
+        check_estimator_settings(estimator)
         kind = get_tags(estimator).estimator_type
         if kind not in ("classifier", "regressor"):
             return
