@@ -13,6 +13,12 @@ process and of every worker every ``--sample-seconds``. After ``--warmup``
 line through the samples, in KB per round. Goal (issue 13): below 0.1 KB per
 round everywhere, with the sample accounting exact. A table goes to stdout,
 everything to ``benchmarks/results/soak.json``.
+
+Dask keeps logs of its own, each bounded by a setting but large by default: the
+workers' profiler history (an hour), their log records (10,000 each), the
+scheduler's transition log. They grow until full, so a run shorter than it
+takes to fill them sees them grow. ``--small-dask-logs`` shrinks them (and
+turns the profiler off) to measure what fedplugin itself keeps.
 """
 
 from __future__ import annotations
@@ -69,11 +75,27 @@ def slope_kb_per_round(rounds: list[int], values: list[int]) -> float:
     return float(np.polyfit(rounds, values, 1)[0]) / 1024
 
 
+#: Dask settings of ``--small-dask-logs``, as environment variables so worker processes see them.
+SMALL_DASK_LOGS = {
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__LOG_LENGTH": "100",
+    "DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "100",
+    "DASK_DISTRIBUTED__DIAGNOSTICS__COMPUTATIONS__MAX_HISTORY": "10",
+}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from fedplugin import EveryNBatches
     from fedplugin.session import federated_session
 
     n_batches = args.rounds * 2
+    if args.small_dask_logs:
+        import os
+
+        import dask
+
+        os.environ.update(SMALL_DASK_LOGS)
+        dask.config.refresh()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
         options = dict(sync=EveryNBatches(2), block_size=args.batch, progress=False, history_limit=args.history_limit)
         with federated_session(client, SGDClassifier(random_state=0), classes=[0, 1], **options) as coord:
@@ -93,6 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "rounds": rounds, "samples": total, "seconds": seconds, "rounds_per_second": rounds / seconds,
         "history_limit": args.history_limit, "warmup_rounds": int(args.warmup * args.rounds),
+        "small_dask_logs": args.small_dask_logs,
         "client": {"start_mb": start_rss / 2**20, "end_mb": sampler.samples[-1][1] / 2**20 if sampler.samples else None,
                    "kb_per_round": slope_kb_per_round(xs, [s[1] for s in after])},
         "workers": {},
@@ -113,7 +136,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['rounds']} rounds, {result['samples']:,} samples (exact), {result['seconds']:.0f} s "
-        f"({result['rounds_per_second']:.0f} rounds/s); growth after round {result['warmup_rounds']}:",
+        f"({result['rounds_per_second']:.0f} rounds/s); Dask's logs "
+        f"{'small' if result['small_dask_logs'] else 'as configured'}; growth after round {result['warmup_rounds']}:",
         f"{'process':<28}{'start MB':>10}{'end MB':>10}{'KB/round':>10}  goal < {GOAL_KB_PER_ROUND}",
     ]
     rows = [("client + scheduler", result["client"])] + [(f"worker {w}", v) for w, v in result["workers"].items()]
@@ -131,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=0.2, help="fraction of the rounds before growth is measured")
     parser.add_argument("--sample-seconds", type=float, default=5.0)
     parser.add_argument("--history-limit", type=int, default=1000)
+    parser.add_argument("--small-dask-logs", action="store_true", help="shrink Dask's own logs (see above)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "soak.json")
     args = parser.parse_args(argv)
     result = run(args)
