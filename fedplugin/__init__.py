@@ -19,6 +19,7 @@ from .plotting import plot_history
 from .plugin import FederatedModelPlugin
 from .robust import Bulyan, MultiKrum
 from .server_optimizers import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedYogi, ServerOptimizer
+from .sampling import WorkerSample
 from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
 from .session import federated_session
 from .store import GlobalModel, ModelStore
@@ -67,4 +68,5 @@ __all__ = [
     "TrainingDiverged",
     "TrimmedMean",
     "WeightedMean",
+    "WorkerSample",
 ]

@@ -40,6 +40,7 @@ from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
 from .predicting import as_online_scorer
 from .progress import progress_bar
+from .sampling import WorkerSample, as_sample
 from .server_optimizers import check_rule_fits
 from .signals import SignalsMixin
 from .sources import BlockSource, StreamSource
@@ -106,6 +107,10 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
     history_file : str or path-like, optional
         A JSON-lines file every round is also appended to as it is recorded
         (read it back with ``pandas.read_json(path, lines=True)``).
+    workers_per_round : float, int or WorkerSample, optional
+        Train only a sample of the workers in each round (Flower's
+        ``fraction_fit``): a fraction such as ``0.5``, a number of workers, or
+        :class:`~fedplugin.WorkerSample` with a seed. Default: every worker.
 
     Attributes
     ----------
@@ -142,6 +147,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         checkpoint: str | os.PathLike | None = None,
         history_limit: int | None = DEFAULT_HISTORY_LIMIT,
         history_file: str | os.PathLike | None = None,
+        workers_per_round: WorkerSample | float | int | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -158,18 +164,12 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         self.preempt = bool(preempt)
         self.progress = progress
         self.worker_timeout = worker_timeout
+        self.sample = as_sample(workers_per_round)
         self.scorer = as_online_scorer(scoring)
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.name, self.estimator, self.classes = resolve_plugin(client, plugin)
         self.adapter = adapter_for(self.estimator)
-        check_rule_fits(self.aggregator, self.adapter, self.estimator)
-        if aggregator is not None and self.adapter.exact_aggregation:
-            warnings.warn(
-                f"aggregator={aggregator!r} is ignored: {type(self.estimator).__name__} is combined "
-                "exactly from its sufficient statistics",
-                UserWarning,
-                stacklevel=2,
-            )
+        check_rule_fits(self.aggregator, self.adapter, self.estimator, given=aggregator is not None)
         #: The latest ``history_limit`` :class:`~fedplugin.Round` records of this coordinator, oldest first.
         self.history: list[Round] = RoundLog(history_limit, history_file)
         self._total_samples = 0

@@ -154,8 +154,9 @@ class RoundEngine:
     def _open_round(self, only_idle: bool = False) -> OpenRound | None:
         """Plan and launch the next round; ``only_idle``: busy workers join it when they finish."""
         coord, source = self.coord, self.source
-        workers = self.workers
-        rebalance(source.queues, workers)
+        rebalance(source.queues, self.workers)
+        # With a sample, the others' blocks wait in their queues (or are taken by a sampled worker).
+        workers = self.workers if coord.sample is None else coord.sample.choose(self.workers, self.next_base)
         budget = coord.policy.blocks_per_round(len(workers))
         source.top_up(budget or len(workers) * coord.max_task_blocks)
         remaining = budget if budget and not source.exhausted else source.queued()

@@ -41,6 +41,7 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -319,8 +320,11 @@ class FedAdam(_Adaptive):
         return self.beta_2 * v + (1.0 - self.beta_2) * squared
 
 
-def check_rule_fits(rule: Any, adapter: Any, estimator: Any) -> None:
+def check_rule_fits(rule: Any, adapter: Any, estimator: Any, *, given: bool = True) -> None:
     """Refuse a server optimizer for a family whose parameters are not all weights to step.
+
+    A plain rule ``given`` for a family combined exactly only warns that it
+    is ignored.
 
     Raises
     ------
@@ -330,9 +334,15 @@ def check_rule_fits(rule: Any, adapter: Any, estimator: Any) -> None:
         counters next to them (``takes_server_optimizer = False``, e.g. a
         :class:`~fedplugin.CandidateSet`'s failure flags and score sums).
     """
-    if not isinstance(rule, ServerOptimizer):
-        return
     name = type(estimator).__name__
+    if not isinstance(rule, ServerOptimizer):
+        if given and adapter.exact_aggregation:
+            warnings.warn(
+                f"aggregator={rule!r} is ignored: {name} is combined exactly from its sufficient statistics",
+                UserWarning,
+                stacklevel=3,
+            )
+        return
     if adapter.exact_aggregation:
         raise ValueError(
             f"aggregator={rule!r} is a server optimizer, but {name} is combined exactly from its "

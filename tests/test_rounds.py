@@ -245,3 +245,32 @@ def test_pipelined_rounds_lose_and_repeat_nothing_exactly(shared_client, unique_
         assert sum(r.blocks for r in coord.history) == 240 and len(coord.history) >= 240
     np.testing.assert_array_equal(model.feature_count_, np.stack([2 * X[y == c].sum(0) for c in range(3)]))
     np.testing.assert_array_equal(model.class_count_, [2 * np.sum(y == c) for c in range(3)])
+
+
+# ------------------------------------------------------------------ client sampling (issue 10, item 3)
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_sample_of_workers_trains_each_round_and_every_block_once(shared_client, unique_name, overlap):
+    from fedplugin import WorkerSample
+
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 5, (4_000, 3)).astype(float), rng.integers(0, 2, 4_000)
+    sample = WorkerSample(1, seed=3)
+    with federated_session(
+        shared_client, MultinomialNB(), classes=[0, 1], name=unique_name, sync=EveryNBatches(2),
+        block_size=200, overlap=overlap, progress=False, workers_per_round=sample,
+    ) as coord:
+        everyone = store.worker_addresses(shared_client)
+        model = coord.fit(X, y).global_model()
+        history = list(coord.history)
+    np.testing.assert_array_equal(model.feature_count_, [X[y == c].sum(axis=0) for c in (0, 1)])
+    assert sum(r.samples for r in history) == len(X)
+    assert all(r.n_workers == 1 for r in history)
+    chosen = [sample.choose(everyone, r.version - 1) for r in history]
+    assert [list(r.workers) for r in history] == chosen, "the seeded choice, round by round"
+    assert len({w for c in chosen for w in c}) == 2, "both workers take turns over 20 rounds"
+
+
+def test_workers_per_round_is_checked(shared_client, unique_name):
+    with pytest.raises(ValueError, match=r"workers=0 is neither a fraction in \(0, 1\] nor a number of workers"):
+        with federated_session(shared_client, SGDClassifier(), classes=[0, 1], name=unique_name, workers_per_round=0):
+            pass
