@@ -47,6 +47,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if not (ROOT / "README.md").exists():  # the tests copied away from the source tree (nox -s wheel)
+    pytest.skip("the README and docs are not next to the tests", allow_module_level=True)
 PAGES = [ROOT / "README.md", ROOT / "docs" / "index.rst", *sorted((ROOT / "docs" / "guide").glob("*.rst"))]
 PYTHON = {"python", "python3", "py", "pycon", "ipython", "ipython3"}
 PAGE_TIMEOUT = 150
