@@ -7,6 +7,7 @@ and get a plain fitted scikit-learn estimator back.
 
 import logging
 
+from .callbacks import EarlyStopping
 from .aggregation import Aggregator, Krum, Mean, Median, PerParameter, TrimmedMean, WeightedMean
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .coordinator import Coordinator
@@ -37,6 +38,7 @@ __all__ = [
     "Checkpoint",
     "Coordinator",
     "DriftThreshold",
+    "EarlyStopping",
     "FedAdagrad",
     "FedAdam",
     "FedAvg",

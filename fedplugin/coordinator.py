@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +28,15 @@ from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
 from .checkpointing import CheckpointMixin
+from .callbacks import EarlyStopping, as_callbacks
 from .engine import RoundEngine
-from .open_rounds import OpenRound
-from .exchange import RoundSummary
 from .deploy import resolve_plugin
-from .history import DEFAULT_HISTORY_LIMIT, Round, RoundLog, round_record
+from .history import DEFAULT_HISTORY_LIMIT, Round, RoundLog
 from .ownership import explain_mismatch, replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
 from .predicting import as_online_scorer
-from .progress import progress_bar
+from .recording import RecordingMixin
 from .sampling import WorkerSample, as_sample
 from .server_optimizers import check_rule_fits
 from .signals import SignalsMixin
@@ -47,12 +44,11 @@ from .sources import BlockSource, StreamSource
 from .store import GlobalModel
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
-from .wording import count
 
 logger = logging.getLogger("fedplugin")
 
 
-class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
+class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixin):
     """Train one federated model on a Dask cluster, round by round.
 
     Parameters
@@ -111,6 +107,20 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         Train only a sample of the workers in each round (Flower's
         ``fraction_fit``): a fraction such as ``0.5``, a number of workers, or
         :class:`~fedplugin.WorkerSample` with a seed. Default: every worker.
+    callbacks : list of callable, optional
+        Each is called as ``callback(round_record)`` after every round (see
+        :mod:`fedplugin.callbacks`); one that raises fails (and rolls back) the fit.
+    early_stopping : bool, default False
+        Stop a fit once the score has not improved by ``tol`` for
+        ``n_iter_no_change`` rounds (:class:`~fedplugin.EarlyStopping`): the
+        score on ``validation_data`` if given, else the test-then-train score
+        (``scoring=``). The blocks not yet trained are left untrained.
+    n_iter_no_change : int, default 5
+    tol : float, default 1e-3
+    validation_data : (X_val, y_val), optional
+        Scored with the global model after every round, in
+        ``Round.metrics["validation_score"]`` (the model is fetched to the
+        client each round: its bytes count in ``client_bytes``).
 
     Attributes
     ----------
@@ -148,6 +158,11 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         history_limit: int | None = DEFAULT_HISTORY_LIMIT,
         history_file: str | os.PathLike | None = None,
         workers_per_round: WorkerSample | float | int | None = None,
+        callbacks: list[Callable[[Round], Any]] | None = None,
+        early_stopping: bool = False,
+        n_iter_no_change: int = 5,
+        tol: float = 1e-3,
+        validation_data: tuple[Any, Any] | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -165,6 +180,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         self.progress = progress
         self.worker_timeout = worker_timeout
         self.sample = as_sample(workers_per_round)
+        self.validation_data = validation_data
+        self.callbacks = as_callbacks(callbacks) + _early_stopping(early_stopping, n_iter_no_change, tol, validation_data, scoring)
         self.scorer = as_online_scorer(scoring)
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.name, self.estimator, self.classes = resolve_plugin(client, plugin)
@@ -339,58 +356,22 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin):
         if self._global is None:
             raise NotFittedError(f"plugin {self.name!r} has no global model yet; call fit first")
 
-    # ------------------------------------------------------------- training
-    def _run(self, source: BlockSource, total: int | None) -> None:
-        bar = progress_bar(self.progress, total, self.name)
-        self._engine = RoundEngine(self, source, bar)
-        try:
-            self._engine.run()
-        finally:
-            self._engine = None
-            if bar is not None:
-                bar.close()
-
-    def _record_round(self, rnd: OpenRound, summary: RoundSummary, trigger: str) -> None:
-        """A round was combined on the cluster: keep its record (the engine calls this)."""
-        for worker in summary.excluded:
-            warnings.warn(
-                f"worker {worker} sent non-finite parameters; left out of round {summary.rounds}",
-                RuntimeWarning,
-                stacklevel=5,
-            )
-        samples = sum(rnd.samples_by.values())
-        self._total_samples += samples
-        self._global = replace(self._global, version=summary.version, rounds=summary.rounds)
-        online = self.scorer is not None and samples > 0
-        self.history.append(round_record(rnd, summary, trigger, self._total_samples, online))
-        self._autosave()
-        logger.info(
-            "round %d (%s): %s from %s",
-            summary.rounds, trigger, count(samples, "sample"), count(len(summary.workers), "worker"),
-        )
-        bar = self._engine.bar if self._engine is not None else None
-        if bar is not None:
-            bar.set_postfix(round=self.rounds, version=self.version)
-
-    def _workers(self) -> list[str]:
-        workers = store.worker_addresses(self.client)
-        if not workers:
-            self._wait_for_workers()
-            workers = store.worker_addresses(self.client)
-        return workers
-
-    def _wait_for_workers(self) -> None:
-        """Wait (up to ``worker_timeout``) until at least one worker is running."""
-        try:
-            self.client.wait_for_workers(1, timeout=self.worker_timeout)
-        except TimeoutError as exc:
-            raise RuntimeError(
-                f"no worker came back within worker_timeout={self.worker_timeout} s; the cluster is gone"
-            ) from exc
-
 
 # ------------------------------------------------------------------- helpers
 def _check_int(value: Any, name: str) -> None:
     """An int >= 1, or a ValueError naming it (bools are not ints here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} must be an int >= 1")
+
+
+def _early_stopping(early_stopping: bool, n_iter_no_change: int, tol: float, validation: Any, scoring: Any) -> list[EarlyStopping]:
+    """The :class:`EarlyStopping` callback ``early_stopping=True`` asks for (none for ``False``)."""
+    if not early_stopping:
+        return []
+    if validation is None and scoring is None:
+        raise ValueError(
+            "early_stopping=True needs a score to watch: pass validation_data=(X_val, y_val), "
+            "or scoring='accuracy' (or another scorer) for the test-then-train score"
+        )
+    monitor = "validation_score" if validation is not None else "online_score"
+    return [EarlyStopping(n_iter_no_change, tol, monitor=monitor)]

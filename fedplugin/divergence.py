@@ -41,6 +41,14 @@ class TrainingDiverged(ValueError):
     """The same block made training diverge twice: the fit stops (and is rolled back)."""
 
 
+def diverged_once(index: int, worker: str, message: str) -> str:
+    """The warning when a block first diverges: the worker, the block, what happens next."""
+    return (
+        f"training diverged on worker {worker}, block {index} ({message}); the worker was reset "
+        "to the global model and left out of its open rounds, and its blocks are trained again"
+    )
+
+
 def diverged_twice(index: int, first: tuple[str, str], second: tuple[str, str]) -> str:
     """The message of :class:`TrainingDiverged`: the block, each ``(worker, error)``, what to try."""
     return (
@@ -51,4 +59,4 @@ def diverged_twice(index: int, first: tuple[str, str], second: tuple[str, str]) 
     )
 
 
-__all__ = ["DIVERGENCE_WORDS", "TrainingDiverged", "diverged_twice", "train_one"]
+__all__ = ["DIVERGENCE_WORDS", "TrainingDiverged", "diverged_once", "diverged_twice", "train_one"]

@@ -15,11 +15,8 @@ meanwhile. Without overlap a round's tasks start only once the previous
 round's model is on every worker: runs are bitwise reproducible.
 
 ``overlap="auto"`` (the default) overlaps only while training tasks last at
-least :data:`AUTO_OVERLAP_RATIO` times as long as combining a round takes:
-then the new global model arrives early in the next task and little progress
-is made on a stale model. With shorter tasks (tiny rounds) all of a task's
-progress would be stale, which with large learning rates costs accuracy, so
-rounds run synchronously.
+least :data:`AUTO_OVERLAP_RATIO` times as long as combining a round takes
+(with shorter tasks, all of a task's progress would be made on a stale model).
 """
 
 from __future__ import annotations
@@ -39,12 +36,12 @@ from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
 from . import exchange, tasks
-from .blocks import rescatter_lost
-from .exchange import RoundSummary
 from .anchors import anchor_groups, train_key
-from .divergence import TrainingDiverged, diverged_twice
+from .blocks import rescatter_lost
+from .divergence import TrainingDiverged, diverged_once, diverged_twice
+from .exchange import RoundSummary
 from .local_training import TaskReport
-from .open_rounds import Closing, OpenRound
+from .open_rounds import Closing, OpenRound, moving_average
 from .queues import rebalance, requeue, shares_of, take
 from .sources import BlockSource
 
@@ -89,6 +86,7 @@ class RoundEngine:
         self.rule_bytes = len(pickle.dumps(coordinator.aggregator))
         self.attempts: dict[int, int] = {}
         self.diverged: dict[int, tuple[str, str]] = {}  # block -> (worker, error) of its first divergence
+        self.stopping = False  # see stop_early
         self.next_base = coordinator.version
         self.workers = coordinator._workers()  # refreshed by every round's summary
         policy = coordinator.policy
@@ -111,6 +109,13 @@ class RoundEngine:
     def queue_ahead(self) -> bool:
         """Queue the next round's tasks behind the current ones (rounds of a fixed size)."""
         return self.overlapping and not self.checks_on_workers
+
+    def stop_early(self) -> None:
+        """Launch no more tasks; running ones stop after their block (their other blocks are left)."""
+        if not self.stopping:
+            self.stopping = True
+            for rnd in self.rounds:
+                self.coord._request_stop(rnd.token, [w for r, w, _ in self.inflight.values() if r is rnd])
 
     @property
     def tokens(self) -> list[str]:
@@ -154,6 +159,8 @@ class RoundEngine:
     def _open_round(self, only_idle: bool = False) -> OpenRound | None:
         """Plan and launch the next round; ``only_idle``: busy workers join it when they finish."""
         coord, source = self.coord, self.source
+        if self.stopping:
+            return None
         rebalance(source.queues, self.workers)
         # With a sample, the others' blocks wait in their queues (or are taken by a sampled worker).
         workers = self.workers if coord.sample is None else coord.sample.choose(self.workers, self.next_base)
@@ -186,7 +193,7 @@ class RoundEngine:
     def _launch_one(self, rnd: OpenRound, worker: str) -> bool:
         coord, source = self.coord, self.source
         limit = min(rnd.shares.get(worker, 0), coord.max_task_blocks)
-        if limit <= 0:
+        if limit <= 0 or self.stopping:
             return False
         items = take(source.queues, worker, limit)
         if not items and not source.exhausted:
@@ -246,7 +253,7 @@ class RoundEngine:
             rnd.trained_by.setdefault(report.worker, []).extend(trained)
             rnd.samples_by[report.worker] = rnd.samples_by.get(report.worker, 0) + report.samples
         rnd.score_sum += report.score_sum
-        self.task_seconds = _average(self.task_seconds, report.seconds)
+        self.task_seconds = moving_average(self.task_seconds, report.seconds)
         if self.bar is not None:
             self.bar.update(report.samples)
         if report.trigger is not None and rnd.trigger is None:
@@ -299,12 +306,7 @@ class RoundEngine:
         if index in self.diverged:
             raise TrainingDiverged(diverged_twice(index, self.diverged[index], (report.worker, message)))
         self.diverged[index] = (report.worker, message)
-        warnings.warn(
-            f"training diverged on worker {report.worker}, block {index} ({message}); the worker was reset "
-            "to the global model and left out of its open rounds, and its blocks are trained again",
-            RuntimeWarning,
-            stacklevel=6,  # the caller of fit / fit_stream
-        )
+        warnings.warn(diverged_once(index, report.worker, message), RuntimeWarning, stacklevel=6)  # fit's caller
         for open_round in self.rounds:
             open_round.diverged.add(report.worker)
             open_round.samples_by.pop(report.worker, None)
@@ -353,7 +355,7 @@ class RoundEngine:
         except Exception as exc:  # the aggregator's connection broke
             answer = exc
         if isinstance(answer, RoundSummary):
-            self.close_seconds = _average(self.close_seconds, closing.seconds or answer.seconds)
+            self.close_seconds = moving_average(self.close_seconds, closing.seconds or answer.seconds)
             self._record(rnd, answer)
         elif isinstance(answer, WORKER_LOST) and attempt + 1 < MAX_ATTEMPTS:
             self._start_close(rnd, attempt + 1)  # another worker combines it
@@ -392,8 +394,3 @@ class RoundEngine:
             if not_done:
                 self.client.cancel(list(not_done))
         self.inflight.clear()
-
-
-def _average(current: float | None, value: float, weight: float = 0.3) -> float:
-    """Exponential moving average (the first value starts it)."""
-    return value if current is None else (1 - weight) * current + weight * value

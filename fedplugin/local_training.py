@@ -17,6 +17,7 @@ from .blocks import check_block, load_block
 from .divergence import train_one
 from .sync import LocalStats, SyncPolicy
 
+
 @dataclass
 class TaskReport:
     """What one training task tells the coordinator (no parameters).

@@ -43,4 +43,9 @@ class Closing:
     seconds: float | None = None  # client-side latency, set when the answer lands
 
 
-__all__ = ["Closing", "OpenRound"]
+def moving_average(current: float | None, value: float, weight: float = 0.3) -> float:
+    """Exponential moving average (the first value starts it)."""
+    return value if current is None else (1 - weight) * current + weight * value
+
+
+__all__ = ["Closing", "OpenRound", "moving_average"]

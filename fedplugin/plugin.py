@@ -27,8 +27,8 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections import deque
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 

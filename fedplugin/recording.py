@@ -1,0 +1,102 @@
+"""Running a fit's rounds for a coordinator, and what happens after each one.
+
+:class:`RecordingMixin` gives the :class:`~fedplugin.Coordinator` the loop
+that runs the round engine, and the step the engine calls when a round has
+been combined on the cluster: keep its record, score the global model on
+``validation_data``, call the user's callbacks (see :mod:`fedplugin.callbacks`)
+and stop the fit early when :class:`~fedplugin.EarlyStopping` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import replace
+
+import numpy as np
+
+from . import store
+from .engine import RoundEngine
+from .exchange import RoundSummary
+from .history import round_record
+from .open_rounds import OpenRound
+from .progress import progress_bar
+from .sources import BlockSource
+from .wording import count
+
+logger = logging.getLogger("fedplugin")
+
+
+class RecordingMixin:
+    """Runs the engine and records its rounds, for a coordinator.
+
+    Needs ``client``, ``name``, ``progress``, ``scorer``, ``history``,
+    ``callbacks``, ``validation_data``, ``worker_timeout``, ``_global``,
+    ``_total_samples``, ``_engine``, ``score()``, ``_cached_global()``,
+    ``_autosave()``.
+    """
+
+    def _run(self, source: BlockSource, total: int | None) -> None:
+        bar = progress_bar(self.progress, total, self.name)
+        self._engine = RoundEngine(self, source, bar)
+        try:
+            self._engine.run()
+        finally:
+            self._engine = None
+            if bar is not None:
+                bar.close()
+
+    def _record_round(self, rnd: OpenRound, summary: RoundSummary, trigger: str) -> None:
+        """A round was combined on the cluster: keep its record (the engine calls this)."""
+        for worker in summary.excluded:
+            warnings.warn(
+                f"worker {worker} sent non-finite parameters; left out of round {summary.rounds}",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+        samples = sum(rnd.samples_by.values())
+        self._total_samples += samples
+        self._global = replace(self._global, version=summary.version, rounds=summary.rounds)
+        online = self.scorer is not None and samples > 0
+        if self.validation_data is not None:
+            rnd.client_bytes += self._global_nbytes()  # the model is fetched to be scored
+        record = round_record(rnd, summary, trigger, self._total_samples, online)
+        if self.validation_data is not None:
+            record.metrics["validation_score"] = self.score(*self.validation_data)
+        self.history.append(record)
+        self._autosave()
+        logger.info(
+            "round %d (%s): %s from %s",
+            summary.rounds, trigger, count(samples, "sample"), count(len(summary.workers), "worker"),
+        )
+        bar = self._engine.bar if self._engine is not None else None
+        if bar is not None:
+            bar.set_postfix(round=self.rounds, version=self.version)
+        for callback in self.callbacks:
+            callback(record)
+        if self._engine is not None and not self._engine.stopping and any(getattr(c, "stop", False) for c in self.callbacks):
+            logger.info("round %d: early stopping; the blocks not yet trained are left", summary.rounds)
+            self._engine.stop_early()
+
+    def _global_nbytes(self) -> int:
+        model = self._cached_global()
+        return int(sum(np.asarray(v).nbytes for v in self.adapter.get_params(model).values()))
+
+    def _workers(self) -> list[str]:
+        workers = store.worker_addresses(self.client)
+        if not workers:
+            self._wait_for_workers()
+            workers = store.worker_addresses(self.client)
+        return workers
+
+    def _wait_for_workers(self) -> None:
+        """Wait (up to ``worker_timeout``) until at least one worker is running."""
+        try:
+            self.client.wait_for_workers(1, timeout=self.worker_timeout)
+        except TimeoutError as exc:
+            raise RuntimeError(
+                f"no worker came back within worker_timeout={self.worker_timeout} s; the cluster is gone"
+            ) from exc
+
+
+__all__ = ["RecordingMixin"]
