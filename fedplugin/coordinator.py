@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from distributed import Client
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
 
 from . import store, tasks
@@ -32,6 +32,7 @@ from .callbacks import EarlyStopping, as_callbacks
 from .engine import RoundEngine
 from .deploy import resolve_plugin
 from .history import DEFAULT_HISTORY_LIMIT, Round, RoundLog
+from .input_kinds import placeholder_targets
 from .ownership import explain_mismatch, replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
@@ -218,15 +219,16 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         """The Dask dashboard's address, where ``fedplugin-train`` tasks show up."""
         return self.client.dashboard_link
 
-    def fit(self, X: Any, y: Any, *, epochs: int = 1) -> Coordinator:
+    def fit(self, X: Any, y: Any = None, *, epochs: int = 1) -> Coordinator:
         """Train on ``X``, ``y`` for ``epochs`` passes, continuing from the global model.
 
         Parameters
         ----------
         X : numpy array, pandas DataFrame, dask array or dask DataFrame
             Training features, ``(n_samples, n_features)``.
-        y : numpy array, pandas Series, dask array or dask Series
-            Targets; a dask ``y`` must have the same row chunks (partitions) as ``X``.
+        y : numpy array, pandas Series, dask array or dask Series, optional
+            Targets; a dask ``y`` must have the same row chunks (partitions) as
+            ``X``. Not needed by estimators that learn no targets (scalers).
         epochs : int, default 1
             Passes over the data; every block is trained exactly once per epoch.
 
@@ -244,6 +246,10 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             The global model and history are then as they were before the call.
         """
         _check_int(epochs, "epochs")
+        if y is None:
+            if is_classifier(self.estimator) or is_regressor(self.estimator):
+                raise ValueError(f"y=None: a {type(self.estimator).__name__} learns targets; expected fit(X, y)")
+            y = placeholder_targets(X)
         with explain_mismatch(self.name, self.version):
             data = prepare(
                 self.client, X, y, block_size=self.block_size, n_features=self.n_features,

@@ -82,3 +82,19 @@ def _type_name(data: Any) -> str:
 
 
 __all__ = ["input_kind", "mixed_input_message"]
+
+
+def placeholder_targets(X: Any) -> Any:
+    """Zeros, one per row of ``X`` and of the same kind, for estimators that learn no targets.
+
+    Scalers and clusterers are trained with ``fit(X)``; the blocks still carry
+    a ``y``, which their adapters ignore.
+    """
+    kind = input_kind(X, "X")
+    if kind == "numpy":
+        return np.zeros(len(X))
+    if kind == "dask array":
+        import dask.array as da
+
+        return da.zeros(X.shape[0], chunks=(X.chunks[0],))
+    return X[X.columns[0]] * 0.0  # a dask series with X's partitions

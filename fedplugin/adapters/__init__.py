@@ -23,6 +23,7 @@ from .base import Moments, ModelAdapter, Params, fresh_copy
 from .kmeans import MiniBatchKMeansAdapter
 from .mlp import MLPAdapter
 from .naive_bayes import DiscreteNBAdapter, GaussianNBAdapter
+from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
 from .sgd import LinearSGDAdapter
 
 
@@ -32,6 +33,9 @@ ADAPTERS: list[type[ModelAdapter]] = [
     DiscreteNBAdapter,
     GaussianNBAdapter,
     MiniBatchKMeansAdapter,
+    StandardScalerAdapter,
+    MinMaxScalerAdapter,
+    MaxAbsScalerAdapter,
 ]
 
 
@@ -83,10 +87,13 @@ __all__ = [
     "GaussianNBAdapter",
     "LinearSGDAdapter",
     "MLPAdapter",
+    "MaxAbsScalerAdapter",
+    "MinMaxScalerAdapter",
     "MiniBatchKMeansAdapter",
     "ModelAdapter",
     "Moments",
     "Params",
+    "StandardScalerAdapter",
     "adapter_for",
     "fresh_copy",
     "supported_families",

@@ -22,9 +22,8 @@ class MiniBatchKMeansAdapter(ModelAdapter):
     ``init`` must be an array of initial centers: the coordinator builds the
     initial model before it reads any data, so it cannot run k-means++ or
     random initialisation. Compute one on a sample, e.g.
-    ``init=sklearn.cluster.kmeans_plusplus(X_sample, n_clusters)[0]``. The
-    coordinator still asks for targets: pass any, e.g. ``np.zeros(len(X))``;
-    they are ignored. A center that a worker moves by random reassignment
+    ``init=sklearn.cluster.kmeans_plusplus(X_sample, n_clusters)[0]``.
+    ``coord.fit(X)`` needs no targets (any given are ignored). A center that a worker moves by random reassignment
     (``reassignment_ratio``) enters with the count MiniBatchKMeans gave it, as
     if that worker's points had moved it; ``reassignment_ratio=0`` keeps every
     count an exact number of points.
