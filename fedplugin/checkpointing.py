@@ -48,7 +48,7 @@ class CheckpointMixin:
 
     @classmethod
     def resume(
-        cls, client: Client, plugin: Any, path: str | os.PathLike, **kwargs: Any
+        cls, client: Client, plugin: Any, path: str | os.PathLike, *, trusted: bool = False, **kwargs: Any
     ) -> Any:
         """A coordinator that carries on from the checkpoint at ``path``.
 
@@ -57,14 +57,20 @@ class CheckpointMixin:
         history and sample count continue from it. ``kwargs`` go to the
         constructor; ``checkpoint`` defaults to ``path``, so the resumed run
         keeps checkpointing there (pass ``checkpoint=None`` to stop).
+        ``trusted`` goes to :func:`~fedplugin.load_checkpoint`: pass ``True``
+        only for a checkpoint you or your own jobs wrote, to read one written
+        as a pickle (format version 1) or holding an estimator class from
+        outside scikit-learn and fedplugin. The run's own saves write format
+        version 2.
 
         Raises
         ------
         ValueError
-            If ``path`` holds no readable checkpoint, or one whose estimator,
-            features or classes do not fit ``plugin``.
+            If ``path`` holds no readable checkpoint, one that needs
+            ``trusted=True``, or one whose estimator, features or classes do
+            not fit ``plugin``.
         """
-        saved = load_checkpoint(path)
+        saved = load_checkpoint(path, trusted=trusted)
         kwargs.setdefault("checkpoint", path)
         coord = cls(client, plugin, **kwargs)
         try:
