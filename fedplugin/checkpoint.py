@@ -148,7 +148,7 @@ def save_checkpoint(
         ``"npz"`` writes format version 2: arrays and JSON that load without
         running code; the estimator is stored as its class's import path and
         ``get_params(deep=False)`` (nested estimators alike), so it comes back
-        as :func:`sklearn.base.clone` would give it. ``"pickle"`` writes
+        as ``sklearn.base.clone`` would give it. ``"pickle"`` writes
         format version 1 (joblib), which stores any estimator but loads only
         with ``load_checkpoint(..., trusted=True)``: use it for estimators
         whose parameters JSON and arrays cannot hold (a callable, a

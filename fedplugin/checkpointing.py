@@ -26,13 +26,21 @@ class CheckpointMixin:
     ``_publish()`` and ``close()``.
     """
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
+    #: Format of :meth:`save` and the per-round saves (see :func:`~fedplugin.save_checkpoint`):
+    #: set it to ``"pickle"`` on a coordinator whose estimator has parameters that JSON and
+    #: arrays cannot hold (a callable, a ``RandomState``); resuming then needs ``trusted=True``.
+    checkpoint_format = "npz"
+
+    def save(self, path: str | os.PathLike | None = None, *, format: str | None = None) -> Path:
         """Write the global model, history and estimator to a checkpoint directory.
 
         Parameters
         ----------
         path : str or path-like, optional
             Where to write; defaults to the ``checkpoint`` given at construction.
+        format : {"npz", "pickle"}, optional
+            The checkpoint format (see :func:`~fedplugin.save_checkpoint`);
+            defaults to the coordinator's ``checkpoint_format``, ``"npz"``.
 
         Returns
         -------
@@ -44,7 +52,10 @@ class CheckpointMixin:
         path = self.checkpoint if path is None else Path(path)
         if path is None:
             raise ValueError("path=None and no checkpoint= was given; expected a directory to write")
-        return save_checkpoint(path, store.fetch(self.client, self.name), self.history, self.estimator, name=self.name)
+        return save_checkpoint(
+            path, store.fetch(self.client, self.name), self.history, self.estimator, name=self.name,
+            format=self.checkpoint_format if format is None else format,
+        )
 
     @classmethod
     def resume(

@@ -354,6 +354,10 @@ def test_coordinator_checkpoints_every_round_and_resumes_on_a_new_cluster(tmp_pa
         np.testing.assert_array_equal(saved.global_model.params["coef_"], coord.global_model().coef_)
         explicit = coord.save(tmp_path / "explicit")
         assert load_checkpoint(explicit).global_model.version == coord.version
+        pickled = coord.save(tmp_path / "pickled", format="pickle")
+        with pytest.raises(ValueError, match="trusted=True"):
+            load_checkpoint(pickled)
+        assert load_checkpoint(pickled, trusted=True).history == coord.history
         before = (coord.version, list(coord.history), coord.global_model().coef_.copy())
 
         # the run goes on without checkpoints; resuming rolls the store and the workers back
@@ -397,6 +401,13 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit_the_plugin(tmp_path):
             fedplugin.Coordinator.resume(client, plugin, tmp_path / "classes")
         with pytest.raises(FileNotFoundError):
             fedplugin.Coordinator.resume(client, plugin, tmp_path / "nothing")
+        fits = GlobalModel(4, {"coef_": np.ones((1, 3)), "intercept_": np.zeros(1)}, 3, np.array([0, 1]))
+        save_checkpoint(tmp_path / "pickled", fits, [], SGDClassifier(), name="clf", format="pickle")
+        with pytest.raises(ValueError, match=r"format version 1 checkpoint.*trusted=True"):
+            fedplugin.Coordinator.resume(client, plugin, tmp_path / "pickled")
+        coord = fedplugin.Coordinator.resume(client, plugin, tmp_path / "pickled", trusted=True, checkpoint=None)
+        assert coord.version == 4
+        coord.close()
 
 
 @pytest.mark.timeout(120)
