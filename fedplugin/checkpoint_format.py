@@ -59,7 +59,7 @@ from .store import GlobalModel
 #: The archive member that holds the JSON document.
 DOCUMENT = "state.json"
 _TAGS = ("__array__", "__strings__", "__tuple__", "__dict__", "__numpy__", "__numpy_type__", "__estimator__")
-_SCALAR_KINDS = "biufcUS"  # numpy scalars a checkpoint may hold: no objects, no void
+_SCALAR_KINDS = "biufU"  # numpy scalars and types a checkpoint may hold: JSON holds their values
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _PICKLE_HINT = (
@@ -122,7 +122,10 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> Any:
         return _encode_array(value, where, arrays)
     if isinstance(value, np.generic):
         if value.dtype.kind not in _SCALAR_KINDS:
-            raise TypeError(f"{where} holds a numpy {value.dtype} scalar, which a checkpoint cannot store")
+            raise TypeError(
+                f"{where} holds a numpy {type(value).__name__} scalar, which a checkpoint without pickle "
+                f"cannot store; {_PICKLE_HINT}"
+            )
         return {"__numpy__": [value.dtype.str, value.item()]}
     if isinstance(value, type) and issubclass(value, np.generic) and np.dtype(value).kind in _SCALAR_KINDS:
         return {"__numpy_type__": np.dtype(value).name}
@@ -297,9 +300,10 @@ def _scalar_type(code: Any) -> type:
 def resolve_class(module: Any, qualname: Any, *, trusted: bool = False, where: str = "checkpoint") -> type:
     """The estimator class ``module.qualname``, imported only if loading it is allowed.
 
-    Without ``trusted``, the module must be scikit-learn's or fedplugin's (checked
-    before anything is imported) and the class must be defined there and
-    derive from ``sklearn.base.BaseEstimator``.
+    Without ``trusted``, the module must be scikit-learn's or fedplugin's, and
+    not one of their test modules (checked before anything is imported), and
+    the class must be defined there and derive from
+    ``sklearn.base.BaseEstimator``.
 
     Examples
     --------
@@ -315,7 +319,8 @@ def resolve_class(module: Any, qualname: Any, *, trusted: bool = False, where: s
         isinstance(qualname, str) and all(_ATTRIBUTE.match(part) for part in qualname.split("."))
     ):
         raise CheckpointContentError(f"{where}: {name!r} is not the import path of a class")
-    if not trusted and module.split(".")[0] not in ("sklearn", "fedplugin"):
+    parts = module.split(".")
+    if not trusted and (parts[0] not in ("sklearn", "fedplugin") or {"tests", "conftest"} & set(parts)):
         raise CheckpointContentError(
             f"{where}: the estimator class {name} is not a scikit-learn or fedplugin class; load with "
             "trusted=True if you trust this checkpoint"

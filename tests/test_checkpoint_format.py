@@ -142,6 +142,8 @@ def test_what_json_and_arrays_cannot_hold_is_refused_at_save_naming_it(tmp_path)
     scored = fedplugin.CandidateSet([SGDClassifier()], scoring=lambda est, X, y: 0.0)
     with pytest.raises(TypeError, match=r"estimator/params/scoring holds a callable"):
         save_checkpoint(tmp_path / "ckpt", trained_model(SGDClassifier()), [], scored)
+    with pytest.raises(TypeError, match=r"global_model/extra/b holds a numpy bytes_ scalar.*format='pickle'"):
+        save_checkpoint(tmp_path / "ckpt", GlobalModel(0, {}, 1, extra={"b": np.bytes_(b"x")}), [], SGDClassifier())
     mixed = trained_model(SGDClassifier())
     mixed.classes = np.array([0, "a"], dtype=object)
     with pytest.raises(TypeError, match=r"global_model/classes is an object array holding \['int', 'str'\]"):
@@ -281,6 +283,7 @@ def test_an_estimator_class_outside_sklearn_and_fedplugin_is_neither_imported_no
         ("sklearn.utils", "Bunch", r"sklearn\.utils\.Bunch is not a scikit-learn or fedplugin estimator class"),
         ("sklearn.utils._bunch", "Bunch", r"is not a scikit-learn or fedplugin estimator class"),
         ("sklearn.base", "clone", r"sklearn\.base\.clone is a function, not a class"),
+        ("sklearn.tests.test_base", "MyEstimator", r"is not a scikit-learn or fedplugin class"),
         ("sklearn", "__class__", r"is not the import path of a class"),
         ("sklearn..base", "BaseEstimator", r"is not the import path of a class"),
         ("sklearn.linear_model", "NoSuchModel", r"cannot be found"),
