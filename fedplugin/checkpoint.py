@@ -7,7 +7,16 @@ round history and the unfitted estimator the workers clone. Its layout::
 
     my-checkpoint/
         manifest.json          what the checkpoint is, readable without fedplugin
-        state-<token>.joblib   the GlobalModel, history and estimator (joblib)
+        state-<token>.npz      the GlobalModel, history and estimator
+
+The state file (format version 2, the default) holds arrays that load without
+pickle and JSON (see :mod:`fedplugin.checkpoint_format`): loading it runs no
+code from the checkpoint, and rebuilds only scikit-learn and fedplugin
+estimator classes unless ``trusted=True``. ``format="pickle"`` writes the
+format version 1 state file, ``state-<token>.joblib``, a joblib pickle, for
+estimators whose parameters JSON cannot hold; loading one runs whatever code
+its author chose, so :func:`load_checkpoint` reads it only with
+``trusted=True``.
 
 ``manifest.json`` names the state file and its SHA-256, so replacing the
 manifest is the single step that commits a save: a save that fails or is
@@ -18,9 +27,11 @@ first and its new manifest last (``os.replace``), after which the old state
 file is removed.
 
 .. warning::
-   The state file is a pickle (joblib): loading it runs code chosen by whoever
-   wrote it. Load only checkpoints you or your own jobs wrote. The manifest's
-   checksum detects corruption, not tampering.
+   The manifest's checksum detects corruption, not tampering: whoever can
+   write the directory can write a matching checksum. A version 2 checkpoint
+   from an untrusted source can at worst hold wrong parameters or an
+   estimator with bad settings (and, like any zip file, be large to
+   decompress); never pass ``trusted=True`` for one you did not write.
 
 Examples
 --------
@@ -48,7 +59,6 @@ SGDClassifier()
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
@@ -60,19 +70,16 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 
+from . import checkpoint_format
+from .checkpoint_manifest import FORMAT_NAME, FORMAT_VERSION, FORMATS, MANIFEST, build as _manifest
+from .checkpoint_manifest import read as _read_manifest
 from .files import fsync_dir as _fsync_dir, sha256 as _sha256
 from .history import Round
 from .store import GlobalModel
 
-#: Value of the manifest's ``format`` field.
-FORMAT_NAME = "fedplugin-checkpoint"
-#: Newest layout this module writes and reads; older ones stay readable.
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 _STATE_PREFIX = "state-"
-_STATE_SUFFIX = ".joblib"
+_STATE_SUFFIXES = tuple(suffix for _, suffix in FORMATS.values())
 _TMP_MARK = ".tmp-"
 
 
@@ -109,7 +116,6 @@ class Checkpoint:
         return self.history[-1].total_samples if self.history else 0
 
 
-
 def save_checkpoint(
     path: str | os.PathLike,
     global_model: GlobalModel,
@@ -118,6 +124,7 @@ def save_checkpoint(
     *,
     name: str = "fedplugin",
     compress: int = 3,
+    format: str = "npz",
 ) -> Path:
     """Write a checkpoint directory at ``path``, atomically; return its path.
 
@@ -136,7 +143,16 @@ def save_checkpoint(
     name : str, default "fedplugin"
         Name of the plugin the model belongs to (recorded in the manifest).
     compress : int from 0 to 9, default 3
-        joblib compression level of the state file.
+        Compression level of the state file (0: none).
+    format : {"npz", "pickle"}, default "npz"
+        ``"npz"`` writes format version 2: arrays and JSON that load without
+        running code; the estimator is stored as its class's import path and
+        ``get_params(deep=False)`` (nested estimators alike), so it comes back
+        as ``sklearn.base.clone`` would give it. ``"pickle"`` writes
+        format version 1 (joblib), which stores any estimator but loads only
+        with ``load_checkpoint(..., trusted=True)``: use it for estimators
+        whose parameters JSON and arrays cannot hold (a callable, a
+        ``RandomState``).
 
     Returns
     -------
@@ -146,8 +162,12 @@ def save_checkpoint(
     Raises
     ------
     TypeError
-        If ``global_model`` is not a :class:`GlobalModel` or ``history`` holds
-        something other than :class:`Round` records.
+        If ``global_model`` is not a :class:`GlobalModel`, ``history`` holds
+        something other than :class:`Round` records, or (``format="npz"``) a
+        value cannot be stored without pickle; the message names the value and
+        suggests ``format="pickle"``. Nothing is written then.
+    ValueError
+        If ``format`` is not one of the above.
     FileExistsError
         If ``path`` exists and is neither a checkpoint nor an empty directory.
 
@@ -170,10 +190,12 @@ def save_checkpoint(
         raise TypeError(f"history holds {sorted(set(bad))}; expected fedplugin.Round records only")
     if not isinstance(name, str) or not name:
         raise TypeError(f"name={name!r} must be a non-empty string")
+    if format not in FORMATS:
+        raise ValueError(f"format={format!r} is not supported; expected one of {sorted(FORMATS)}")
     path = Path(path)
     existing = _existing_checkpoint(path)
 
-    state_name = f"{_STATE_PREFIX}{uuid.uuid4().hex}{_STATE_SUFFIX}"
+    state_name = f"{_STATE_PREFIX}{uuid.uuid4().hex}{FORMATS[format][1]}"
     if existing:
         _write_into(path, state_name, global_model, history, estimator, name, compress)
     else:
@@ -189,13 +211,24 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, *, trusted: bool = False) -> Checkpoint:
     """Read the checkpoint written by :func:`save_checkpoint` at ``path``.
+
+    Loading a format version 2 checkpoint (the default) runs no code from
+    it: arrays are read with ``allow_pickle=False``, everything else is JSON,
+    and the estimator is rebuilt only if its class is a scikit-learn or
+    fedplugin estimator. A format version 1 checkpoint (a pickle) is read only
+    with ``trusted=True``.
 
     Parameters
     ----------
     path : str or path-like
         The checkpoint directory.
+    trusted : bool, default False
+        Whether you trust whoever wrote the checkpoint to run code in this
+        process: ``True`` reads version 1 (pickle) checkpoints and rebuilds
+        estimator classes from any module. Pass it only for checkpoints you
+        or your own jobs wrote.
 
     Returns
     -------
@@ -209,12 +242,38 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         If ``path`` is not a fedplugin checkpoint: not a directory, no or an
         unreadable manifest, another format name, a format version newer than
         this fedplugin reads, a missing state file, or a state file whose
-        checksum or content does not match its manifest. The message names the
-        path and what was expected.
+        checksum or content does not match its manifest; or if, without
+        ``trusted``, it is a pickle checkpoint, holds an object array or
+        names an estimator class outside scikit-learn and fedplugin. The
+        message names the path and what was expected.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn.naive_bayes import GaussianNB
+    >>> model = GlobalModel(0, {"theta_": np.zeros((2, 3))}, n_features=3, classes=np.array([0, 1]))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     old = save_checkpoint(f"{tmp}/old", model, [], GaussianNB(), format="pickle")
+    ...     try:
+    ...         load_checkpoint(old)
+    ...     except ValueError as error:
+    ...         print(str(error).split(": ")[1].split(".")[0])
+    ...     load_checkpoint(old, trusted=True).estimator
+    its state file is a pickle, and loading it runs whatever code its author put in it
+    GaussianNB()
     """
     path = Path(path)
     manifest = _read_manifest(path)
     state_file = path / manifest["state_file"]
+    pickled = manifest["format_version"] == 1
+    if pickled and not trusted:
+        raise ValueError(
+            f"{path} is a format version 1 checkpoint: its state file is a pickle, and loading it runs "
+            "whatever code its author put in it. Load it with load_checkpoint(path, trusted=True) or "
+            "Coordinator.resume(..., trusted=True) only if you or your own jobs wrote it; saving it "
+            "again writes format version 2, which loads without running code"
+        )
     if not state_file.is_file():
         raise ValueError(
             f"{path} is an incomplete fedplugin checkpoint: its manifest names the state file "
@@ -223,19 +282,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     digest = _sha256(state_file)
     if digest != manifest["sha256"]:
         raise ValueError(
-            f"{state_file} is corrupted: its SHA-256 is {digest}, the manifest expects "
+            f"{state_file} is corrupted or was altered: its SHA-256 is {digest}, the manifest expects "
             f"{manifest['sha256']}"
         )
-    try:
-        state = joblib.load(state_file)
-    except Exception as exc:  # a checksum match with unreadable content: a version mismatch
-        raise ValueError(
-            f"{state_file} cannot be read ({type(exc).__name__}: {exc}); it was written with "
-            f"fedplugin {manifest.get('fedplugin_version')}, scikit-learn "
-            f"{manifest.get('sklearn_version')}, numpy {manifest.get('numpy_version')}"
-        ) from exc
-    if not isinstance(state, dict) or not isinstance(state.get("global_model"), GlobalModel):
-        raise ValueError(f"{state_file} does not hold a fedplugin checkpoint state; expected a GlobalModel")
+    state = _read_state(state_file, manifest, pickled, trusted)
     model = state["global_model"]
     for key in ("version", "rounds", "n_features"):
         if manifest.get(key) != getattr(model, key):
@@ -253,37 +303,23 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     )
 
 
+def _read_state(state_file: Path, manifest: dict[str, Any], pickled: bool, trusted: bool) -> dict[str, Any]:
+    if not pickled:
+        return checkpoint_format.load(state_file, str(state_file), trusted=trusted)
+    try:
+        state = joblib.load(state_file)
+    except Exception as exc:  # a checksum match with unreadable content: a version mismatch
+        raise ValueError(
+            f"{state_file} cannot be read ({type(exc).__name__}: {exc}); it was written with "
+            f"fedplugin {manifest.get('fedplugin_version')}, scikit-learn "
+            f"{manifest.get('sklearn_version')}, numpy {manifest.get('numpy_version')}"
+        ) from exc
+    if not isinstance(state, dict) or not isinstance(state.get("global_model"), GlobalModel):
+        raise ValueError(f"{state_file} does not hold a fedplugin checkpoint state; expected a GlobalModel")
+    return state
+
+
 # ------------------------------------------------------------------ internals
-def _manifest(
-    state_name: str, digest: str, model: GlobalModel, history: list[Round], estimator: Any, name: str
-) -> dict[str, Any]:
-    import sklearn
-
-    from . import __version__
-
-    cls = type(estimator)
-    classes = None if model.classes is None else np.asarray(model.classes).tolist()
-    return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "fedplugin_version": __version__,
-        "sklearn_version": sklearn.__version__,
-        "numpy_version": np.__version__,
-        "plugin_name": name,
-        "version": model.version,
-        "rounds": model.rounds,
-        "history_rounds": len(history),
-        "total_samples": history[-1].total_samples if history else 0,
-        "n_features": model.n_features,
-        "classes": classes,
-        "parameters": {k: list(np.shape(v)) for k, v in model.params.items()},
-        "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "state_file": state_name,
-        "sha256": digest,
-    }
-
-
 def _write_into(
     directory: Path,
     state_name: str,
@@ -297,9 +333,8 @@ def _write_into(
     state_file = directory / state_name
     try:
         with open(state_file, "wb") as f:
-            joblib.dump(
-                {"global_model": model, "history": history, "estimator": estimator}, f, compress=compress
-            )
+            state = {"global_model": model, "history": history, "estimator": estimator}
+            _dump(state, f, pickle=state_name.endswith(".joblib"), compress=compress)
             f.flush()
             os.fsync(f.fileno())
         manifest = _manifest(state_name, _sha256(state_file), model, history, estimator, name)
@@ -323,9 +358,17 @@ def _write_into(
             stale.unlink(missing_ok=True)
 
 
+def _dump(state: dict[str, Any], f: Any, *, pickle: bool, compress: int) -> None:
+    """Write a state file's content: joblib's pickle, or arrays and JSON."""
+    if pickle:
+        joblib.dump(state, f, compress=compress)
+    else:
+        checkpoint_format.dump(state, f, compress=compress)
+
+
 def _is_leftover(file_name: str) -> bool:
     """A state file or temporary manifest, which the manifest may or may not name."""
-    return (file_name.startswith(_STATE_PREFIX) and file_name.endswith(_STATE_SUFFIX)) or file_name.startswith(
+    return (file_name.startswith(_STATE_PREFIX) and file_name.endswith(_STATE_SUFFIXES)) or file_name.startswith(
         f"{MANIFEST}{_TMP_MARK}"
     )
 
@@ -346,41 +389,4 @@ def _existing_checkpoint(path: Path) -> bool:
     return True
 
 
-def _read_manifest(path: Path, newest: bool = True) -> dict[str, Any]:
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: nothing exists there")
-    expected = f"expected a directory written by fedplugin.save_checkpoint, holding {MANIFEST}"
-    if not path.is_dir():
-        raise ValueError(f"{path} is not a fedplugin checkpoint: it is a file; {expected}")
-    manifest_file = path / MANIFEST
-    if not manifest_file.is_file():
-        raise ValueError(f"{path} is not a fedplugin checkpoint: it has no {MANIFEST}; {expected}")
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{manifest_file} is not valid JSON ({exc}); {expected}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise ValueError(f"{manifest_file} has format={found!r}; expected format={FORMAT_NAME!r}")
-    version = manifest.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{manifest_file} has format_version={version!r}; expected an int >= 1")
-    if newest and version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has checkpoint format_version={version}, written by fedplugin "
-            f"{manifest.get('fedplugin_version')}; this fedplugin reads format versions up to "
-            f"{FORMAT_VERSION}: upgrade fedplugin to load it"
-        )
-    missing = [k for k in ("state_file", "sha256", "plugin_name") if not isinstance(manifest.get(k), str)]
-    if missing:
-        raise ValueError(f"{manifest_file} lacks {missing}; expected a complete {FORMAT_NAME} manifest")
-    if Path(manifest["state_file"]).name != manifest["state_file"]:
-        raise ValueError(
-            f"{manifest_file} names state_file={manifest['state_file']!r}; expected a file name "
-            "inside the checkpoint directory"
-        )
-    return manifest
-
-
-
-__all__ = ["Checkpoint", "FORMAT_NAME", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "FORMATS", "FORMAT_NAME", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]

@@ -26,13 +26,21 @@ class CheckpointMixin:
     ``_publish()`` and ``close()``.
     """
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
+    #: Format of :meth:`save` and the per-round saves (see :func:`~fedplugin.save_checkpoint`):
+    #: set it to ``"pickle"`` on a coordinator whose estimator has parameters that JSON and
+    #: arrays cannot hold (a callable, a ``RandomState``); resuming then needs ``trusted=True``.
+    checkpoint_format = "npz"
+
+    def save(self, path: str | os.PathLike | None = None, *, format: str | None = None) -> Path:
         """Write the global model, history and estimator to a checkpoint directory.
 
         Parameters
         ----------
         path : str or path-like, optional
             Where to write; defaults to the ``checkpoint`` given at construction.
+        format : {"npz", "pickle"}, optional
+            The checkpoint format (see :func:`~fedplugin.save_checkpoint`);
+            defaults to the coordinator's ``checkpoint_format``, ``"npz"``.
 
         Returns
         -------
@@ -44,11 +52,14 @@ class CheckpointMixin:
         path = self.checkpoint if path is None else Path(path)
         if path is None:
             raise ValueError("path=None and no checkpoint= was given; expected a directory to write")
-        return save_checkpoint(path, store.fetch(self.client, self.name), self.history, self.estimator, name=self.name)
+        return save_checkpoint(
+            path, store.fetch(self.client, self.name), self.history, self.estimator, name=self.name,
+            format=self.checkpoint_format if format is None else format,
+        )
 
     @classmethod
     def resume(
-        cls, client: Client, plugin: Any, path: str | os.PathLike, **kwargs: Any
+        cls, client: Client, plugin: Any, path: str | os.PathLike, *, trusted: bool = False, **kwargs: Any
     ) -> Any:
         """A coordinator that carries on from the checkpoint at ``path``.
 
@@ -57,14 +68,20 @@ class CheckpointMixin:
         history and sample count continue from it. ``kwargs`` go to the
         constructor; ``checkpoint`` defaults to ``path``, so the resumed run
         keeps checkpointing there (pass ``checkpoint=None`` to stop).
+        ``trusted`` goes to :func:`~fedplugin.load_checkpoint`: pass ``True``
+        only for a checkpoint you or your own jobs wrote, to read one written
+        as a pickle (format version 1) or holding an estimator class from
+        outside scikit-learn and fedplugin. The run's own saves write format
+        version 2.
 
         Raises
         ------
         ValueError
-            If ``path`` holds no readable checkpoint, or one whose estimator,
-            features or classes do not fit ``plugin``.
+            If ``path`` holds no readable checkpoint, one that needs
+            ``trusted=True``, or one whose estimator, features or classes do
+            not fit ``plugin``.
         """
-        saved = load_checkpoint(path)
+        saved = load_checkpoint(path, trusted=trusted)
         kwargs.setdefault("checkpoint", path)
         coord = cls(client, plugin, **kwargs)
         try:

@@ -85,7 +85,7 @@ def test_manifest_describes_the_checkpoint_without_fedplugin(tmp_path):
     path = save_checkpoint(tmp_path / "ckpt", make_model(), make_history(2), SGDClassifier(), name="clf")
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["format"] == FORMAT_NAME == "fedplugin-checkpoint"
-    assert manifest["format_version"] == FORMAT_VERSION == 1
+    assert manifest["format_version"] == FORMAT_VERSION == 2
     assert manifest["fedplugin_version"] == fedplugin.__version__
     assert manifest["plugin_name"] == "clf"
     assert (manifest["version"], manifest["rounds"], manifest["n_features"]) == (7, 6, 5)
@@ -165,7 +165,7 @@ def _truncate(path):
 
 def _garbage_with_matching_checksum(path):
     state = _state(path)
-    state.write_bytes(b"not a joblib file at all")
+    state.write_bytes(b"not a state file at all")
     _edit_manifest(path, sha256=ckpt._sha256(state))
 
 
@@ -191,8 +191,8 @@ BREAKAGES = {
         lambda p: _edit_manifest(p, state_file="../elsewhere.joblib"), r"expected a file name inside"
     ),
     "state file missing": (lambda p: _state(p).unlink(), r"incomplete fedplugin checkpoint.*missing"),
-    "state file corrupted": (_flip_a_byte, r"is corrupted: its SHA-256 is"),
-    "state file truncated": (_truncate, r"is corrupted: its SHA-256 is"),
+    "state file corrupted": (_flip_a_byte, r"is corrupted or was altered: its SHA-256 is"),
+    "state file truncated": (_truncate, r"is corrupted or was altered: its SHA-256 is"),
     "unreadable state with matching checksum": (_garbage_with_matching_checksum, r"cannot be read"),
     "manifest disagrees with the state": (
         lambda p: _edit_manifest(p, version=99), r"manifest says version=99 but the state file holds version=7"
@@ -224,7 +224,7 @@ def _fail_after_writing_half(value, f, **kwargs):
 def test_failure_while_writing_state_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "ckpt", make_model(version=1), make_history(1), SGDClassifier())
     before = sorted(os.listdir(path))
-    monkeypatch.setattr(ckpt.joblib, "dump", _fail_after_writing_half)
+    monkeypatch.setattr(ckpt, "_dump", _fail_after_writing_half)
     with pytest.raises(OSError, match="No space left"):
         save_checkpoint(path, make_model(version=2), make_history(2), SGDClassifier())
     monkeypatch.undo()
@@ -249,7 +249,7 @@ def test_failure_at_the_commit_keeps_the_previous_checkpoint(tmp_path, monkeypat
 
 
 def test_failure_on_a_new_path_leaves_nothing_behind(tmp_path, monkeypatch):
-    monkeypatch.setattr(ckpt.joblib, "dump", _fail_after_writing_half)
+    monkeypatch.setattr(ckpt, "_dump", _fail_after_writing_half)
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "new", make_model(), [], SGDClassifier())
     assert os.listdir(tmp_path) == [], "neither the checkpoint nor its temporary directory is left"
@@ -354,6 +354,10 @@ def test_coordinator_checkpoints_every_round_and_resumes_on_a_new_cluster(tmp_pa
         np.testing.assert_array_equal(saved.global_model.params["coef_"], coord.global_model().coef_)
         explicit = coord.save(tmp_path / "explicit")
         assert load_checkpoint(explicit).global_model.version == coord.version
+        pickled = coord.save(tmp_path / "pickled", format="pickle")
+        with pytest.raises(ValueError, match="trusted=True"):
+            load_checkpoint(pickled)
+        assert load_checkpoint(pickled, trusted=True).history == coord.history
         before = (coord.version, list(coord.history), coord.global_model().coef_.copy())
 
         # the run goes on without checkpoints; resuming rolls the store and the workers back
@@ -397,6 +401,13 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit_the_plugin(tmp_path):
             fedplugin.Coordinator.resume(client, plugin, tmp_path / "classes")
         with pytest.raises(FileNotFoundError):
             fedplugin.Coordinator.resume(client, plugin, tmp_path / "nothing")
+        fits = GlobalModel(4, {"coef_": np.ones((1, 3)), "intercept_": np.zeros(1)}, 3, np.array([0, 1]))
+        save_checkpoint(tmp_path / "pickled", fits, [], SGDClassifier(), name="clf", format="pickle")
+        with pytest.raises(ValueError, match=r"format version 1 checkpoint.*trusted=True"):
+            fedplugin.Coordinator.resume(client, plugin, tmp_path / "pickled")
+        coord = fedplugin.Coordinator.resume(client, plugin, tmp_path / "pickled", trusted=True, checkpoint=None)
+        assert coord.version == 4
+        coord.close()
 
 
 @pytest.mark.timeout(120)
