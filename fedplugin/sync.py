@@ -163,7 +163,7 @@ class DriftThreshold(SyncPolicy):
     -----
     **Calibration** (``target_blocks``). Each worker keeps, across its tasks
     and rounds, the squared distance its parameters moved in each of its last
-    ``window`` (64) blocks: its *step*. The drift threshold is
+    ``window`` (16) blocks: its *step*. The drift threshold is
     ``target_blocks`` times the median of the previous steps (the current
     block's step is left out, so a jump cannot raise its own bar), whatever
     the scale of the features, the learning rate or its schedule (the median
@@ -214,7 +214,7 @@ class DriftThreshold(SyncPolicy):
 
     needs_drift = True
     #: Steps each worker remembers, and steps it needs before it may fire.
-    window = 64
+    window = 16
     warmup = 4
 
     def __init__(
