@@ -70,7 +70,7 @@ def test_few_rounds_when_stationary_and_a_round_right_after_a_change(client, uni
 def test_default_sgd_few_rounds_and_learns_the_new_concept(client, unique_name, stream):
     # With the default "optimal" learning rate, 32 blocks into training the parameters still
     # move per block about as far as a flip of the labels moves them: no drift to tell apart
-    # (see DriftThreshold's notes); the 16-block rounds still carry the new concept over.
+    # (see DriftThreshold's notes); the count rounds still carry the new concept over.
     X, y, half = stream
     coord, stationary, before = run(client, unique_name, SGDClassifier(random_state=0), X, y, half)
     assert len(stationary) <= 8, f"far fewer rounds than 64 blocks: {[r.trigger for r in stationary]}"

@@ -65,8 +65,8 @@ def test_as_policy():
 
 
 def test_drift_threshold_without_arguments_calibrates_itself():
-    assert DriftThreshold().target_blocks == 16 and DriftThreshold().threshold is None
-    assert repr(DriftThreshold()) == "DriftThreshold(target_blocks=16)"
+    assert DriftThreshold().target_blocks == 32 and DriftThreshold().threshold is None
+    assert repr(DriftThreshold()) == "DriftThreshold(target_blocks=32)"
     assert repr(DriftThreshold(relative=0.1)) == "DriftThreshold(relative=0.1)"
     for bad in (0, -3, 2.5, True, "16"):
         with pytest.raises(ValueError, match="target_blocks=.* must be an int >= 1"):
@@ -101,7 +101,7 @@ def stationary_walk(rng, n_blocks, scale):
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3], ids=["small", "unit", "large"])
-@pytest.mark.parametrize("target", [4, 16])
+@pytest.mark.parametrize("target", [4, 16, 32])
 def test_calibrated_stationary_stream_ends_a_round_every_target_blocks(scale, target):
     rng = np.random.default_rng(0)
     steps, drifts = stationary_walk(rng, 160, scale)
@@ -110,7 +110,7 @@ def test_calibrated_stationary_stream_ends_a_round_every_target_blocks(scale, ta
     assert {trigger for _, trigger in fired} == {"count"}, "noise never passes for drift"
 
 
-def test_calibrated_random_walk_ends_a_round_about_every_target_blocks():
+def test_calibrated_random_walk_ends_a_round_about_every_drift_factor_blocks():
     # Independent steps: the drift since the last round grows like the number of blocks.
     rng = np.random.default_rng(1)
     policy, memory = DriftThreshold(target_blocks=16), {}
@@ -125,7 +125,7 @@ def test_calibrated_random_walk_ends_a_round_about_every_target_blocks():
             fired.append(block)
             position[:], since_sync = 0.0, 0
     lengths = np.diff([0, *fired])
-    assert 8 <= lengths.mean() <= 16, lengths
+    assert 0.6 * DriftThreshold.drift_factor <= lengths.mean() <= 1.5 * DriftThreshold.drift_factor, lengths
 
 
 def test_calibrated_sudden_jump_fires_at_once():
@@ -135,15 +135,15 @@ def test_calibrated_sudden_jump_fires_at_once():
     policy = DriftThreshold()
     run_worker(policy, steps, drifts, memory)  # calibrated on 40 stationary blocks
     typical = float(np.median(steps))
-    # a concept change: the next block moves the model ~ 5 typical steps at once
-    jump = LocalStats(1, 0, 0.0, drift=25 * typical, step=25 * typical, blocks_since_sync=1, memory=memory)
+    # a concept change: the next block moves the model ~ 3.5 typical steps at once
+    jump = LocalStats(1, 0, 0.0, drift=12 * typical, step=12 * typical, blocks_since_sync=1, memory=memory)
     assert policy.check(jump) == "drift"
     # ... and so does a steady pull that adds a typical step each block in one direction
     memory_pull = {}
     run_worker(policy, steps, drifts, memory_pull)
     fired = run_worker(policy, [typical] * 16, [(k * np.sqrt(typical)) ** 2 for k in range(1, 17)], memory_pull)
     block, trigger = fired[0]
-    assert trigger == "drift" and 3 <= block <= 6, "after about sqrt(16) blocks, long before the 16-block count"
+    assert trigger == "drift" and 2 <= block <= 4, "after about sqrt(drift_factor) blocks, long before the count"
 
 
 def test_calibrated_waits_for_its_warmup_and_keeps_one_memory_per_target():
@@ -152,8 +152,8 @@ def test_calibrated_waits_for_its_warmup_and_keeps_one_memory_per_target():
     assert [policy.check(LocalStats(blocks=k, blocks_since_sync=k, **huge)) for k in (1, 2, 3, 4)] == [None] * 4
     assert policy.check(LocalStats(blocks=5, blocks_since_sync=5, **huge)) == "drift"
     DriftThreshold(target_blocks=8).check(LocalStats(blocks=1, blocks_since_sync=1, **huge))
-    assert sorted(memory) == ["DriftThreshold(target_blocks=16)", "DriftThreshold(target_blocks=8)"]
-    assert len(memory["DriftThreshold(target_blocks=16)"]) == 5
+    assert sorted(memory) == ["DriftThreshold(target_blocks=32)", "DriftThreshold(target_blocks=8)"]
+    assert len(memory["DriftThreshold(target_blocks=32)"]) == 5
 
 
 def test_calibrated_memory_is_bounded():
