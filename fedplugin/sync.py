@@ -190,7 +190,7 @@ class DriftThreshold(SyncPolicy):
       (constant learning rate) median steps in one block.
 
     No worker fires on drift before it has seen ``warmup`` (4) steps. The
-    steps are kept on the worker (:attr:`LocalStats.memory`); a restarted
+    steps are kept on the worker (``memory`` of :class:`LocalStats`); a restarted
     worker calibrates again. ``window``, ``warmup`` and ``drift_factor`` are
     class attributes: change them in a subclass.
 
