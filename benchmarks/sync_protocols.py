@@ -22,6 +22,13 @@ run). Three experiments, all with the same estimator,
    accuracy of ``Mean``, ``Median``, ``TrimmedMean(0.25)`` and
    ``Krum(n_byzantine=1)``, clean and poisoned.
 
+4. **The self-calibrating** ``DriftThreshold()`` (no argument) against the
+   every-block protocol, for ``SGDClassifier()`` (default), constant
+   ``eta0=0.01`` and ``learning_rate="pa1"``: rounds and held-out accuracy
+   on the stationary data (means over ``CALIBRATED_REPEATS`` fits), and on
+   the drifting stream its drift rounds before and after the change and the
+   rows from the change to its first drift round.
+
 Why this estimator and how the drift threshold is chosen: a
 ``DriftThreshold`` only separates "the model has changed" from "SGD noise"
 if the noise is small. With ``SGDClassifier``'s default ``"optimal"``
@@ -104,6 +111,15 @@ PILOT_BLOCKS = 60
 PILOT_WARMUP = 10
 DRIFT_WINDOW = 10
 DRIFT_FACTOR = 3.0
+#: Experiment 4: the self-calibrating DriftThreshold() against every block, per estimator,
+#: ``CALIBRATED_REPEATS`` fits each (the default SGDClassifier's accuracy varies by about a
+#: point from one fit to the next: which worker trains which block depends on timing).
+CALIBRATED_ESTIMATORS = {
+    "SGDClassifier()": {},
+    'learning_rate="constant", eta0=0.01': {"learning_rate": "constant", "eta0": 0.01},
+    'learning_rate="pa1"': {"learning_rate": "pa1"},
+}
+CALIBRATED_REPEATS = 3
 #: The goals.
 GOAL_ROUND_RATIO = 10.0
 GOAL_DRIFT_POINTS = 0.5
@@ -194,15 +210,22 @@ class Run:
         )
 
 
-def new_session(client: Client, sync: SyncPolicy, **kwargs: Any) -> Any:
-    """A fresh plugin under a unique name and its coordinator; everything is dropped on exit."""
+def new_session(client: Client, sync: SyncPolicy, estimator: SGDClassifier | None = None, **kwargs: Any) -> Any:
+    """A fresh plugin under a unique name and its coordinator; everything is dropped on exit.
+
+    ``estimator`` defaults to :func:`make_estimator`.
+    """
+    estimator = make_estimator() if estimator is None else estimator
     return federated_session(
-        client, make_estimator(), classes=CLASSES, check_workers=False, sync=sync, progress=False, **kwargs
+        client, estimator, classes=CLASSES, check_workers=False, sync=sync, progress=False, **kwargs
     )
 
 
 def fit_once(client: Client, protocol: str, sync: SyncPolicy, train: tuple, test: tuple, **kwargs: Any) -> Run:
-    """One ``fit`` pass over ``train`` with a fresh model; score it on ``test``."""
+    """One ``fit`` pass over ``train`` with a fresh model; score it on ``test``.
+
+    ``kwargs`` go to :func:`new_session` (``estimator=``) and the coordinator.
+    """
     with new_session(client, sync, **kwargs) as coord:
         start = time.perf_counter()
         coord.fit(*train)
@@ -251,7 +274,92 @@ def stationary(client: Client, n_samples: int) -> dict[str, Any]:
         "calibration": calibration,
         "runs": [asdict(run) for run in runs],
         "goal": stationary_goal(runs[0], runs[2]),
+        "calibrated": calibrated_stationary(client, train, test),
     }
+
+
+# ------------------------------------- 4. the self-calibrating DriftThreshold()
+def calibrated_estimators() -> dict[str, SGDClassifier]:
+    """The estimators of experiment 4 (``"pa1"`` only where scikit-learn trains it, >= 1.8)."""
+    from fedplugin._compat import SGD_PASSIVE_AGGRESSIVE
+
+    return {
+        label: SGDClassifier(random_state=0, **params)
+        for label, params in CALIBRATED_ESTIMATORS.items()
+        if SGD_PASSIVE_AGGRESSIVE or params.get("learning_rate") != "pa1"
+    }
+
+
+def calibrated_stationary(client: Client, train: tuple, test: tuple) -> list[dict[str, Any]]:
+    """Every block against ``DriftThreshold()`` per estimator, ``CALIBRATED_REPEATS`` fits each."""
+    rows = []
+    for label, estimator in calibrated_estimators().items():
+        protocols = [
+            ("every block", EveryNBatches(N_WORKERS), {}),
+            ("DriftThreshold()", DriftThreshold(), {"max_task_blocks": TASK_BLOCKS}),
+        ]
+        runs = {}
+        for name, policy, kwargs in protocols:
+            runs[name] = [
+                fit_once(client, name, policy, train, test, estimator=estimator, aggregator=WeightedMean(), **kwargs)
+                for _ in range(CALIBRATED_REPEATS)
+            ]
+        every, drift = runs["every block"], runs["DriftThreshold()"]
+        row = {
+            "estimator": label,
+            "every_block": [{"rounds": r.rounds, "accuracy": r.accuracy} for r in every],
+            "calibrated": [{"rounds": r.rounds, "accuracy": r.accuracy, "triggers": r.triggers} for r in drift],
+        }
+        row["goal"] = calibrated_goal(row)
+        rows.append(row)
+        print(
+            f"  {label}: every block {row['goal']['every_block_rounds']:.0f} rounds, "
+            f"DriftThreshold() {row['goal']['calibrated_rounds']:.1f} rounds, "
+            f"{row['goal']['accuracy_points']:+.2f} points",
+            flush=True,
+        )
+    return rows
+
+
+def calibrated_goal(row: dict[str, Any]) -> dict[str, Any]:
+    """Mean rounds and accuracy: >= 10x fewer rounds than every block, within 0.5 points."""
+    every_rounds = statistics.fmean(r["rounds"] for r in row["every_block"])
+    rounds = statistics.fmean(r["rounds"] for r in row["calibrated"])
+    every_acc = statistics.fmean(r["accuracy"] for r in row["every_block"])
+    acc = statistics.fmean(r["accuracy"] for r in row["calibrated"])
+    points = 100 * (acc - every_acc)
+    return {
+        "every_block_rounds": every_rounds,
+        "calibrated_rounds": rounds,
+        "every_block_accuracy": every_acc,
+        "calibrated_accuracy": acc,
+        "accuracy_points": points,
+        "round_ratio": every_rounds / rounds,
+        "target": f"mean accuracy >= every block - {GOAL_DRIFT_POINTS} points, {GOAL_ROUND_RATIO:g}x fewer rounds",
+        "met": points >= -GOAL_DRIFT_POINTS and every_rounds / rounds >= GOAL_ROUND_RATIO,
+    }
+
+
+def calibrated_drifting(client: Client, X: np.ndarray, y: np.ndarray, change: int) -> list[dict[str, Any]]:
+    """``DriftThreshold()`` per estimator on the drifting stream: when it fires after the change."""
+    rows = []
+    for label, estimator in calibrated_estimators().items():
+        run = online_pass(client, "DriftThreshold()", DriftThreshold(), X, y, estimator=estimator,
+                          max_task_blocks=TASK_BLOCKS)
+        drift_after = [r["position"] for r in run.rounds if r["trigger"] == "drift" and r["position"] > change]
+        drift_before = [r for r in run.rounds if r["trigger"] == "drift" and r["position"] <= change]
+        first = drift_after[0] - change if drift_after else None
+        rows.append({
+            "estimator": label,
+            "rounds": len(run.rounds),
+            "drift_rounds_before_change": len(drift_before),
+            "drift_rounds_after_change": len(drift_after),
+            "rows_to_first_drift_round": first,
+            "recovery": recovery(run, change),
+        })
+        after = "none" if first is None else f"{first:,} rows ({first / STREAM_BLOCK_SIZE:.0f} blocks over all workers)"
+        print(f"  {label}: first drift round after the change: {after}", flush=True)
+    return rows
 
 
 def stationary_goal(frequent: Run, drift: Run) -> dict[str, Any]:
@@ -311,7 +419,10 @@ class StreamRun:
 def online_pass(
     client: Client, protocol: str, sync: SyncPolicy, X: np.ndarray, y: np.ndarray, **kwargs: Any
 ) -> StreamRun:
-    """Feed the stream chunk by chunk; score the global model on each chunk before training on it."""
+    """Feed the stream chunk by chunk; score the global model on each chunk before training on it.
+
+    ``kwargs`` go to :func:`new_session` (``estimator=``) and the coordinator.
+    """
     with new_session(client, sync, block_size=STREAM_BLOCK_SIZE, **kwargs) as coord:
         chunk_rows = CHUNK_BLOCKS * STREAM_BLOCK_SIZE
         positions, accuracy = [], []
@@ -386,6 +497,7 @@ def drifting(client: Client, n_chunks: int) -> dict[str, Any]:
         "runs": [
             {**asdict(run), "windows": windows(run, len(y)), "recovery": recovery(run, change)} for run in runs
         ],
+        "calibrated": calibrated_drifting(client, X, y, change),
     }
 
 
@@ -575,6 +687,28 @@ def drifting_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def calibrated_table(stationary_rows: list[dict[str, Any]], drifting_rows: list[dict[str, Any]]) -> str:
+    """Experiment 4: one row per estimator, means over the repeated fits."""
+    lines = [
+        (
+            "| estimator | every block: rounds / accuracy | DriftThreshold(): rounds / accuracy | points "
+            "| rounds / every block | drifting stream: drift rounds before / after the change "
+            "| rows from the change to the first drift round |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row, stream in zip(stationary_rows, drifting_rows, strict=True):
+        goal = row["goal"]
+        first = stream["rows_to_first_drift_round"]
+        lines.append(
+            f"| {row['estimator']} | {goal['every_block_rounds']:.0f} / {goal['every_block_accuracy']:.4f} | "
+            f"{goal['calibrated_rounds']:.1f} / {goal['calibrated_accuracy']:.4f} | {goal['accuracy_points']:+.2f} | "
+            f"1/{goal['round_ratio']:.1f} | {stream['drift_rounds_before_change']} / "
+            f"{stream['drift_rounds_after_change']} | {'-' if first is None else f'{first:,}'} |"
+        )
+    return "\n".join(lines)
+
+
 def short(protocol: str) -> str:
     return protocol.split(":")[0].replace(", preempt", "")
 
@@ -659,9 +793,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "\n1. stationary stream\n" + calibration_line(report_stationary["calibration"]) + "\n\n"
         + stationary_table(report_stationary) + "\n\n2. drifting stream\n"
         + calibration_line(report_drifting["calibration"]) + "\n\n" + drifting_table(report_drifting)
-        + "\n\n3. poisoned worker\n" + poisoned_table(report_poisoned) + "\n\n"
+        + "\n\n3. poisoned worker\n" + poisoned_table(report_poisoned)
+        + f"\n\n4. DriftThreshold() (self-calibrating), means over {CALIBRATED_REPEATS} fits\n"
+        + calibrated_table(report_stationary["calibrated"], report_drifting["calibrated"]) + "\n\n"
         + goal_line("DriftThreshold vs every block (stationary)", report_stationary["goal"]) + "\n"
         + goal_line("robust aggregation", report_poisoned["goal"])
+        + "".join(
+            "\n" + goal_line(f"DriftThreshold() vs every block, {row['estimator']}", row["goal"])
+            for row in report_stationary["calibrated"]
+        )
     )
     throughput.write_json(report, args.output)
     print(f"\nwritten: {', '.join(map(str, written))} ({report['total_seconds']:.0f} s)")

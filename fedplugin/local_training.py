@@ -68,6 +68,8 @@ def train_blocks(
     report = TaskReport(worker=plugin.worker.address)
     reference = plugin.global_model.params if policy.needs_drift else None
     reference_norm = _squared_norm(reference) if reference is not None else 0.0
+    memory = _sync_memory(plugin)
+    previous = plugin.adapter.get_params(plugin.model) if reference is not None else None
     for index, x, y in blocks:
         if token in plugin.stop_tokens:
             break
@@ -82,18 +84,25 @@ def train_blocks(
         report.samples += len(y_block)
         plugin.samples_since_sync += len(y_block)
         plugin.samples_total += len(y_block)
+        current = plugin.adapter.get_params(plugin.model) if reference is not None else None
+        step = _squared_distance(current, previous) if reference is not None else 0.0
         if plugin.rounds.has_incoming():
             plugin.merge_incoming()  # a round ended meanwhile: merge, keep the progress
             if reference is not None:
                 reference = plugin.global_model.params
                 reference_norm = _squared_norm(reference)
-        drift = _squared_distance(plugin.adapter.get_params(plugin.model), reference) if reference is not None else 0.0
+                current = plugin.adapter.get_params(plugin.model)
+        drift = _squared_distance(current, reference) if reference is not None else 0.0
+        previous = current
         stats = LocalStats(
             blocks=len(report.trained),
             samples=plugin.samples_since_sync,
             seconds=elapsed_before + time.perf_counter() - start,
             drift=drift,
             reference_norm=reference_norm,
+            step=step,
+            blocks_since_sync=_count_block(memory, plugin.global_model.version),
+            memory=memory["policies"],
         )
         report.trigger = policy.check(stats)
         if report.trigger is not None:
@@ -114,6 +123,28 @@ def _diverged(plugin: Any, report: TaskReport, index: int, message: str, start: 
     report.diverged = (index, message)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _sync_memory(plugin: Any) -> dict[str, Any]:
+    """The worker's memory for sync policies, kept on the plugin across tasks and rounds.
+
+    Created on first use (a restarted worker starts with an empty one):
+    ``"policies"`` is what policies see as ``LocalStats.memory``;
+    ``"version"`` and ``"blocks"`` count the blocks trained since the
+    global version last changed.
+    """
+    memory = getattr(plugin, "sync_memory", None)
+    if memory is None:
+        memory = plugin.sync_memory = {"policies": {}, "version": None, "blocks": 0}
+    return memory
+
+
+def _count_block(memory: dict[str, Any], version: int) -> int:
+    """Count one trained block; return the blocks trained since global ``version`` arrived."""
+    if memory["version"] != version:
+        memory["version"], memory["blocks"] = version, 0
+    memory["blocks"] += 1
+    return memory["blocks"]
 
 
 def _squared_norm(params: dict[str, np.ndarray]) -> float:
