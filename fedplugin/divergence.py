@@ -20,8 +20,10 @@ import numpy as np
 from .rounds import is_finite
 
 #: Words in scikit-learn's errors when training diverges (SGD: "Floating-point
-#: under-/overflow"; MLP: "Solver produced non-finite parameter weights").
-DIVERGENCE_WORDS = ("overflow", "non-finite", "infinity", "nan values")
+#: under-/overflow"; MLP: "Solver produced non-finite parameter weights"). Not
+#: "NaN" or "infinity": those name bad input ("Input X contains NaN"), which is
+#: the user's error to fix, not a reason to train the block again.
+DIVERGENCE_WORDS = ("overflow", "non-finite parameter")
 
 
 def train_one(plugin: Any, index: int, X: np.ndarray, y: np.ndarray) -> str | None:

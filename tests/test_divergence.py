@@ -77,3 +77,22 @@ def test_a_block_that_diverges_twice_stops_the_fit_and_leaves_the_global_model(c
     assert coord.version == version and coord.history == history
     for state in coord.worker_states().values():  # every worker back on the global model
         np.testing.assert_array_equal(state["params"]["coef_"], before)
+
+
+def test_bad_input_is_an_input_error_not_a_divergence(client, unique_name):
+    import warnings
+
+    import dask.array as da
+    from sklearn.linear_model import SGDClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(3_000, 4)), rng.integers(0, 2, 3_000)
+    X[2_600] = np.nan  # left to partial_fit's own check, on the worker
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name=unique_name)
+    client.register_plugin(plugin)
+    coord = Coordinator(client, plugin, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="block 5: Input X contains NaN") as info:
+            coord.fit(da.from_array(X, chunks=(500, 4)), da.from_array(y, chunks=500))
+    assert not isinstance(info.value, TrainingDiverged)
