@@ -44,7 +44,7 @@ nitpick_ignore_regex = [
     ("py:class", r"(sklearn|distributed)\..*"),
     # private bases and the Coordinator's mixins: their members are documented on the classes using them
     ("py:class", r"fedplugin\..*\._\w+"),
-    ("py:class", r"fedplugin\.(global_model\.GlobalModelMixin|checkpointing\.CheckpointMixin|signals\.SignalsMixin)"),
+    ("py:class", r"fedplugin\.(global_model\.GlobalModelMixin|checkpointing\.CheckpointMixin|signals\.SignalsMixin|recording\.RecordingMixin)"),
 ]
 nitpick_ignore = [
     # RoundState's docstring names its instance attribute ``lock``, which has no docstring of its own

@@ -110,7 +110,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         :class:`~fedplugin.WorkerSample` with a seed. Default: every worker.
     callbacks : list of callable, optional
         Each is called as ``callback(round_record)`` after every round (see
-        :mod:`fedplugin.callbacks`); one that raises fails (and rolls back) the fit.
+        :doc:`/guide/monitoring`); one that raises fails (and rolls back) the fit.
     early_stopping : bool, default False
         Stop a fit once the score has not improved by ``tol`` for
         ``n_iter_no_change`` rounds (:class:`~fedplugin.EarlyStopping`): the
