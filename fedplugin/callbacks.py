@@ -69,6 +69,10 @@ class EarlyStopping:
         if monitor not in MONITORS:
             raise ValueError(f"monitor={monitor!r} is not supported; expected one of {list(MONITORS)}")
         self.n_iter_no_change, self.tol, self.monitor = int(n_iter_no_change), float(tol), monitor
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the scores seen: a new fit starts watching afresh (as scikit-learn's ``fit`` does)."""
         self.best = -math.inf
         self.rounds_without_improvement = 0
 

@@ -95,13 +95,8 @@ def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str,
     problems = _cannot_load(client, payload)
     if problems:
         raise _cannot_load_error(name, problems, client) from next(iter(problems.values()))
-    from .ownership import replace_foreign_model
-    from .plugin import FederatedModelPlugin
-
-    if isinstance(plugin, FederatedModelPlugin):
-        replace_foreign_model(client, name, plugin.estimator, plugin.classes)
     try:
-        return client.register_plugin(plugin)
+        registered = client.register_plugin(plugin)
     except Exception as exc:
         # A worker that joined after the check, or a failing setup: take the
         # plugin back from the scheduler so that it poisons no restart.
@@ -120,6 +115,12 @@ def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str,
         if isinstance(error, ModuleNotFoundError):
             raise MissingModuleError(message, name=error.name) from error
         raise RuntimeError(message) from error
+    from .ownership import replace_foreign_model
+    from .plugin import FederatedModelPlugin
+
+    if isinstance(plugin, FederatedModelPlugin):  # only once registered: nothing is dropped for a failure
+        replace_foreign_model(client, name, plugin.estimator, plugin.classes)
+    return registered
 
 
 def _cannot_load(client: Client, payload: bytes) -> dict[str, BaseException]:

@@ -85,7 +85,8 @@ class RoundEngine:
         # What the client sends to combine a round, besides the call itself.
         self.rule_bytes = len(pickle.dumps(coordinator.aggregator))
         self.attempts: dict[int, int] = {}
-        self.diverged: dict[int, tuple[str, str]] = {}  # block -> (worker, error) of its first divergence
+        self.diverged: dict[tuple, tuple[str, str]] = {}  # (epoch, block) -> (worker, error) while it diverged
+        self.reset_workers: set[str] = set()  # workers reset after diverging in this fit
         self.stopping = False  # see stop_early
         self.next_base = coordinator.version
         self.workers = coordinator._workers()  # refreshed by every round's summary
@@ -252,7 +253,9 @@ class RoundEngine:
         if report.handed_over:
             rnd.trained_by.setdefault(report.worker, []).extend(trained)
             rnd.samples_by[report.worker] = rnd.samples_by.get(report.worker, 0) + report.samples
-        rnd.score_sum += report.score_sum
+            rnd.score_by[report.worker] = rnd.score_by.get(report.worker, 0.0) + report.score_sum
+        for item in trained:
+            self.diverged.pop(item, None)  # trained again without diverging
         self.task_seconds = moving_average(self.task_seconds, report.seconds)
         if self.bar is not None:
             self.bar.update(report.samples)
@@ -290,26 +293,26 @@ class RoundEngine:
         self._retrain(rnd, items)
 
     def _retrain(self, rnd: OpenRound, items: list) -> None:
-        """Train ``items`` again in ``rnd``: each worker's share grows by the blocks it is dealt."""
+        """Train ``items`` again in ``rnd``: each of its workers' share grows by the blocks it is dealt."""
         rnd.retrained += len(items)
-        for worker, count in requeue(self.source.queues, self.workers, items).items():
+        members = [w for w in rnd.shares if w in self.workers] or self.workers  # a sample stays a sample
+        for worker, count in requeue(self.source.queues, members, items).items():
             rnd.shares[worker] = rnd.shares.get(worker, 0) + count
 
     def _diverged(self, rnd: OpenRound, report: TaskReport, items: list) -> None:
-        """A worker's training diverged; it reset itself to the global model (see ``plugin.train``).
-
-        Its updates not yet pulled were dropped, so its blocks of the open
-        rounds are trained again (a round being combined finds it missing).
-        The same block diverging twice stops the fit.
-        """
+        """A worker diverged and reset itself (``plugin.train``): its blocks of the open rounds are
+        trained again (a round being combined finds it missing); a block diverging twice stops the fit."""
         index, message = report.diverged
-        if index in self.diverged:
-            raise TrainingDiverged(diverged_twice(index, self.diverged[index], (report.worker, message)))
-        self.diverged[index] = (report.worker, message)
+        item = next(item for item in items if item[1] == index)
+        if item in self.diverged:
+            raise TrainingDiverged(diverged_twice(index, self.diverged[item], (report.worker, message)))
+        self.diverged[item] = (report.worker, message)
+        self.reset_workers.add(report.worker)
         warnings.warn(diverged_once(index, report.worker, message), RuntimeWarning, stacklevel=6)  # fit's caller
         for open_round in self.rounds:
             open_round.diverged.add(report.worker)
             open_round.samples_by.pop(report.worker, None)
+            open_round.score_by.pop(report.worker, None)
             self._retrain(open_round, open_round.trained_by.pop(report.worker, []))
         self._retrain(rnd, items)
 
@@ -367,11 +370,12 @@ class RoundEngine:
     def _record(self, rnd: OpenRound, summary: RoundSummary) -> None:
         rnd.client_bytes += len(pickle.dumps(summary)) + self.rule_bytes
         self.workers = summary.everyone or self.workers
-        for worker in summary.missing:  # its update died with it: train its blocks again
+        for worker in summary.missing:  # its update died with it (or with its reset): train its blocks again
             lost = rnd.trained_by.pop(worker, [])
             rnd.samples_by.pop(worker, None)
-            self._requeue(rnd, lost)
-        done = not self.rounds and not self.source.queued() and self.source.exhausted  # in this order: lazily
+            rnd.score_by.pop(worker, None)
+            (self._retrain if worker in self.reset_workers else self._requeue)(rnd, lost)
+        done = not self.rounds and (self.stopping or (not self.source.queued() and self.source.exhausted))  # lazily
         self.coord._record_round(rnd, summary, "final" if done else (rnd.trigger or "count"))
         self.source.release({index for items in rnd.trained_by.values() for _, index in items})
         if not self.rounds:

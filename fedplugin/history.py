@@ -99,9 +99,9 @@ def round_record(rnd: Any, summary: Any, trigger: str, total_samples: int, onlin
         round=summary.rounds, trigger=trigger, samples=samples, total_samples=total_samples,
         blocks=sum(len(items) for items in rnd.trained_by.values()), retrained_blocks=rnd.retrained,
         handed_back_blocks=rnd.handed_back, n_workers=len(summary.workers), workers=tuple(summary.workers),
-        excluded_workers=tuple(sorted(set(summary.excluded) | rnd.diverged)), seconds=time.perf_counter() - rnd.start,
+        excluded_workers=tuple(sorted((set(summary.excluded) | rnd.diverged) - set(summary.workers))), seconds=time.perf_counter() - rnd.start,
         bytes_up=summary.bytes_up, bytes_down=summary.bytes_down, version=summary.version,
-        metrics={"online_score": rnd.score_sum / samples} if online else {}, client_bytes=rnd.client_bytes,
+        metrics={"online_score": sum(rnd.score_by.values()) / samples} if online else {}, client_bytes=rnd.client_bytes,
         combine_seconds=summary.seconds, pull_seconds=summary.pull_seconds,
         compute_seconds=summary.combine_seconds, push_seconds=summary.push_seconds,
     )

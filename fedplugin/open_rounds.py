@@ -28,7 +28,7 @@ class OpenRound:
     retrained: int = 0
     handed_back: int = 0
     diverged: set[str] = field(default_factory=set)
-    score_sum: float = 0.0
+    score_by: dict[str, float] = field(default_factory=dict)
     client_bytes: int = 0
 
 

@@ -71,7 +71,7 @@ def mismatch(estimator: BaseEstimator, classes: np.ndarray | None, model: Global
         adapter = adapter_for(estimator)
         local = adapter.initialize(estimator, model.n_features, model.classes)
         adapter.set_params(local, copy.deepcopy(model.params))
-    except Exception as exc:  # whatever stops a worker from adopting it
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # what a model that does not fit raises
         return f"its parameters do not load into a {family} ({exc})"
     return None
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import store
+from .callbacks import EarlyStopping
 from .engine import RoundEngine
 from .exchange import RoundSummary
 from .history import round_record
@@ -37,6 +38,9 @@ class RecordingMixin:
     """
 
     def _run(self, source: BlockSource, total: int | None) -> None:
+        for callback in self.callbacks:
+            if isinstance(callback, EarlyStopping):
+                callback.reset()  # each fit watches its own rounds
         bar = progress_bar(self.progress, total, self.name)
         self._engine = RoundEngine(self, source, bar)
         try:
@@ -74,7 +78,8 @@ class RecordingMixin:
             bar.set_postfix(round=self.rounds, version=self.version)
         for callback in self.callbacks:
             callback(record)
-        if self._engine is not None and not self._engine.stopping and any(getattr(c, "stop", False) for c in self.callbacks):
+        stop = any(isinstance(c, EarlyStopping) and c.stop for c in self.callbacks)
+        if stop and self._engine is not None and not self._engine.stopping:
             logger.info("round %d: early stopping; the blocks not yet trained are left", summary.rounds)
             self._engine.stop_early()
 

@@ -97,7 +97,9 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
         )
     ordered = sorted(updates, key=lambda update: update.worker)
     finite = [update for update in ordered if is_finite(update.params)]
-    excluded = [update.worker for update in ordered if not is_finite(update.params)]
+    # An update of no samples that is not finite is an untrained empty state (a
+    # MinMaxScaler's +-inf extremes): nothing to combine, nothing to warn about.
+    excluded = [update.worker for update in ordered if not is_finite(update.params) and update.samples > 0]
     params, server = current.params, current.extra.get(SERVER_STATE)
     if finite:
         params, server = _combine(current, finite, rule, adapter)

@@ -49,19 +49,19 @@ class WorkerSample:
     """
 
     def __init__(self, workers: float | int, *, seed: int = 0) -> None:
-        fraction = isinstance(workers, float) and 0 < workers <= 1
         count = isinstance(workers, numbers.Integral) and not isinstance(workers, bool) and workers >= 1
+        fraction = isinstance(workers, numbers.Real) and not isinstance(workers, numbers.Integral) and 0 < workers <= 1
         if not (fraction or count):
             raise ValueError(f"workers={workers!r} is neither a fraction in (0, 1] nor a number of workers >= 1")
         if not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed={seed!r} must be an int >= 0")
-        self.workers = workers
+        self.workers = int(workers) if count else float(workers)
         self.seed = int(seed)
 
     def size(self, n_workers: int) -> int:
         """How many of ``n_workers`` train in a round."""
         if isinstance(self.workers, float):
-            return max(1, math.ceil(self.workers * n_workers))
+            return max(1, math.ceil(round(self.workers * n_workers, 9)))  # 0.07 * 100 is 7.000000000000001
         return min(int(self.workers), n_workers)
 
     def choose(self, workers: list[str], round_base: int) -> list[str]:
@@ -81,7 +81,12 @@ def as_sample(value: Any) -> WorkerSample | None:
     """``None`` (every worker), a :class:`WorkerSample`, or a fraction / count made into one."""
     if value is None or isinstance(value, WorkerSample):
         return value
-    return WorkerSample(value)
+    try:
+        return WorkerSample(value)
+    except ValueError:
+        raise ValueError(
+            f"workers_per_round={value!r} is neither a fraction in (0, 1] nor a number of workers >= 1"
+        ) from None
 
 
 __all__ = ["WorkerSample", "as_sample"]

@@ -262,7 +262,10 @@ class DriftThreshold(SyncPolicy):
 
     def _check_calibrated(self, stats: LocalStats) -> str | None:
         steps = stats.memory.setdefault(f"DriftThreshold(target_blocks={self.target_blocks})", deque(maxlen=self.window))
-        drifted = len(steps) >= self.warmup and stats.drift > self.drift_factor * statistics.median(steps)
+        # A floor under the typical step: a model that stopped moving (separable
+        # data) must not call every later rounding error a drift.
+        typical = max(statistics.median(steps), 1e-12 * stats.reference_norm) if steps else 0.0
+        drifted = len(steps) >= self.warmup and stats.drift > self.drift_factor * typical
         steps.append(stats.step)
         if drifted:
             return "drift"

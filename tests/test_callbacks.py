@@ -97,3 +97,31 @@ def test_callbacks_and_early_stopping_are_checked(client, unique_name):
         coordinator(client, unique_name, callbacks=[3])
     with pytest.raises(ValueError, match="n_iter_no_change=0 must be an int >= 1"):
         coordinator(client, unique_name, early_stopping=True, scoring="accuracy", n_iter_no_change=0)
+
+
+def test_early_stopping_watches_each_fit_afresh_and_only_early_stopping_stops(client, unique_name, data):
+    X, y, X_val, y_val = data
+
+    class Timer:  # a user's callback with a ``stop`` method: not an early stop
+        def __call__(self, record):
+            pass
+
+        def stop(self):
+            pass
+
+    coord = coordinator(
+        client, unique_name, callbacks=[Timer()], early_stopping=True, n_iter_no_change=3, tol=0.01,
+        validation_data=(X_val, y_val),
+    )
+    coord.fit(X, y, epochs=3)
+    first = len(coord.history)
+    coord.fit(X, y, epochs=3)  # a settled model: stops again, after n_iter_no_change rounds, not after one
+    assert len(coord.history) - first >= 3
+
+
+def test_worker_sample_sizes():
+    from fedplugin import WorkerSample
+
+    assert WorkerSample(0.07).size(100) == 7  # 0.07 * 100 == 7.000000000000001
+    assert WorkerSample(np.float32(0.5)).size(3) == 2
+    assert [WorkerSample(3).size(n) for n in (1, 3, 10)] == [1, 3, 3]

@@ -271,6 +271,6 @@ def test_a_sample_of_workers_trains_each_round_and_every_block_once(shared_clien
 
 
 def test_workers_per_round_is_checked(shared_client, unique_name):
-    with pytest.raises(ValueError, match=r"workers=0 is neither a fraction in \(0, 1\] nor a number of workers"):
+    with pytest.raises(ValueError, match=r"workers_per_round=0 is neither a fraction in \(0, 1\] nor a number of workers"):
         with federated_session(shared_client, SGDClassifier(), classes=[0, 1], name=unique_name, workers_per_round=0):
             pass

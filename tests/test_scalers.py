@@ -56,3 +56,13 @@ def test_a_scaler_from_dask_input_without_y(client, unique_name):
         coord.fit(dd.from_pandas(pd.DataFrame(X, columns=list("abcd")), npartitions=3))
         np.testing.assert_allclose(coord.global_model().var_, X.var(axis=0), rtol=1e-9)
         assert coord.global_model().n_samples_seen_ == 2 * len(X)
+
+
+def test_missing_values_are_refused_for_a_federated_scaler(client, unique_name):
+    import dask.array as da
+
+    X = features(2_000)
+    X[1_500, 2] = np.nan  # dask input: checked on the worker, by the block
+    with federated_session(client, StandardScaler(), name=unique_name, sync=2, progress=False) as coord:
+        with pytest.raises(ValueError, match="block 3: X holds NaN; a federated StandardScaler expects no missing values"):
+            coord.fit(da.from_array(X, chunks=(500, 4)))

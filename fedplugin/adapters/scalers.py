@@ -50,6 +50,8 @@ class _ScalerAdapter(ModelAdapter):
         raise NotImplementedError
 
     def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
+        if np.isnan(X).any():  # scikit-learn would keep a count per feature, which these statistics do not
+            raise ValueError(f"X holds NaN; a federated {type(model).__name__} expects no missing values (impute them first)")
         model.partial_fit(X)
 
 
