@@ -50,7 +50,7 @@ from typing import Any
 
 import dask
 import numpy as np
-from distributed import Client, LocalCluster, get_worker, wait
+from distributed import Client, LocalCluster, wait
 from sklearn.base import clone
 from sklearn.linear_model import SGDClassifier
 
@@ -63,7 +63,6 @@ from fedplugin import (
     FedAvgM,
     FedYogi,
     Krum,
-    LocalStats,
     Mean,
     Median,
     MultiKrum,
@@ -76,7 +75,12 @@ from fedplugin.session import federated_session
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import cloudpickle  # noqa: E402
+import sync_protocols  # noqa: E402
 import throughput  # the throughput benchmark's data, environment and JSON writer
+from sync_protocols import PoisonLastBlock  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sync_protocols)
 
 CLASSES = [0, 1]
 BLOCK_SIZE = throughput.BLOCK_SIZE
@@ -305,27 +309,7 @@ def drift_goal(results: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------ 3. poisoned worker
-class PoisonLastBlock(EveryNBatches):
-    """``EveryNBatches(n)`` whose ``victim`` worker corrupts its update in every round.
-
-    After the last block of its share (``n // n_workers`` blocks) the victim
-    multiplies its local ``coef_`` and ``intercept_`` by ``scale`` in place, so
-    the update it hands over is corrupted (the idea of ``sync_protocols.py``).
-    The data must hold a multiple of ``n`` blocks, so that every share is whole.
-    """
-
-    def __init__(self, n: int, n_workers: int, name: str, victim: str, scale: float):
-        super().__init__(n)
-        self.share = n // n_workers
-        self.name, self.victim, self.scale = name, victim, scale
-
-    def check(self, stats: LocalStats) -> str | None:
-        worker = get_worker()
-        if worker.address == self.victim and stats.blocks == self.share:
-            model = worker.plugins[self.name].model
-            model.coef_ *= self.scale
-            model.intercept_ *= self.scale
-        return None
+# PoisonLastBlock: sync_protocols.py's, sent to the workers by value (they cannot import benchmarks/).
 
 
 def poisoned(rows: int) -> dict[str, Any]:
