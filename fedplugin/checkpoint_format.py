@@ -173,6 +173,11 @@ def _encode_estimator(estimator: Any, where: str, arrays: dict[str, np.ndarray])
     }
 
 
+def check_storable(estimator: Any) -> None:
+    """Raise the ``TypeError`` a save would, now: for a coordinator with ``checkpoint=``."""
+    _encode_estimator(estimator, "estimator", {})
+
+
 # ------------------------------------------------------------------- reading
 def load(f: Any, where: str, *, trusted: bool = False) -> dict[str, Any]:
     """Read what :func:`dump` wrote to ``f`` (a path or binary file); ``where`` names it in errors.

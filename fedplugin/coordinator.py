@@ -27,6 +27,7 @@ from . import store, tasks
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
+from .checkpoint_format import check_storable
 from .checkpointing import CheckpointMixin
 from .callbacks import EarlyStopping, as_callbacks
 from .engine import RoundEngine
@@ -186,6 +187,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         self.scorer = as_online_scorer(scoring)
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.name, self.estimator, self.classes = resolve_plugin(client, plugin)
+        if self.checkpoint is not None and self.checkpoint_format == "npz":
+            check_storable(self.estimator)  # fail now, not at the first round's save
         self.adapter = adapter_for(self.estimator)
         check_rule_fits(self.aggregator, self.adapter, self.estimator, given=aggregator is not None)
         #: The latest ``history_limit`` :class:`~fedplugin.Round` records of this coordinator, oldest first.

@@ -303,3 +303,13 @@ def test_a_trusted_checkpoint_may_name_any_estimator_class(tmp_path, saved, monk
     with pytest.raises(ValueError, match=r"own_module_fp\.Own is not a scikit-learn or fedplugin class"):
         load_checkpoint(saved)
     assert load_checkpoint(saved, trusted=True).estimator.k == 5
+
+
+def test_a_coordinator_with_a_checkpoint_refuses_an_estimator_it_could_not_save(shared_client, unique_name, tmp_path):
+    from fedplugin import Coordinator, FederatedModelPlugin
+
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=np.random.RandomState(0)), classes=[0, 1], name=unique_name)
+    shared_client.register_plugin(plugin)
+    with pytest.raises(TypeError, match=r"estimator/params/random_state holds a RandomState.*format='pickle'"):
+        Coordinator(shared_client, plugin, checkpoint=tmp_path / "ckpt")
+    Coordinator(shared_client, plugin).close()  # without a checkpoint nothing is saved: fine
