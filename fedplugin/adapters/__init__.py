@@ -22,7 +22,7 @@ from typing import Any
 from .base import Moments, ModelAdapter, Params, fresh_copy
 from .kmeans import MiniBatchKMeansAdapter
 from .mlp import MLPAdapter
-from .naive_bayes import DiscreteNBAdapter, GaussianNBAdapter
+from .naive_bayes import CategoricalNBAdapter, DiscreteNBAdapter, GaussianNBAdapter
 from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
 from .sgd import LinearSGDAdapter
 
@@ -31,6 +31,7 @@ ADAPTERS: list[type[ModelAdapter]] = [
     LinearSGDAdapter,
     MLPAdapter,
     DiscreteNBAdapter,
+    CategoricalNBAdapter,
     GaussianNBAdapter,
     MiniBatchKMeansAdapter,
     StandardScalerAdapter,
@@ -83,6 +84,7 @@ def adapter_for(estimator: Any) -> ModelAdapter:
 
 __all__ = [
     "ADAPTERS",
+    "CategoricalNBAdapter",
     "DiscreteNBAdapter",
     "GaussianNBAdapter",
     "LinearSGDAdapter",

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.naive_bayes import BernoulliNB, ComplementNB, GaussianNB, MultinomialNB
+from sklearn.naive_bayes import BernoulliNB, CategoricalNB, ComplementNB, GaussianNB, MultinomialNB
+
 from .base import Moments, ModelAdapter, Params, _check_names, _probe_batch, fresh_copy
 
 
@@ -64,6 +65,54 @@ class DiscreteNBAdapter(_StatisticsAdapter):
     ) -> Params:
         """``reference + sum(update - reference)``; ``rule`` and ``weights`` are ignored."""
         return {name: base + sum(update[name] - base for update in updates) for name, base in reference.items()}
+
+
+class CategoricalNBAdapter(_StatisticsAdapter):
+    """Categorical naive Bayes: ``class_count_`` and one ``category_count_`` per feature.
+
+    The counts add up exactly, as for the discrete families. Every worker
+    must count the same categories, so ``min_categories`` must give their
+    number (an int, or one per feature); a category beyond it is refused.
+    """
+
+    families = (CategoricalNB,)
+    family_names = "CategoricalNB (with min_categories)"
+
+    def validate(self, estimator: BaseEstimator) -> None:
+        if estimator.min_categories is None:
+            raise ValueError(
+                "CategoricalNB(min_categories=None) is not supported: every worker must count the same "
+                "categories; expected min_categories=<number of categories> (an int, or one per feature)"
+            )
+
+    def check_settings(self, estimator: BaseEstimator) -> None:
+        """Nothing to probe: ``min_categories`` is checked against the data's features at the first fit."""
+
+    def get_params(self, model: BaseEstimator) -> Params:
+        counts = {f"category_count_{j}": np.array(c, dtype=np.float64) for j, c in enumerate(model.category_count_)}
+        return {"class_count_": np.array(model.class_count_, dtype=np.float64), **counts}
+
+    def set_params(self, model: BaseEstimator, params: Params) -> None:
+        n_features = len(model.category_count_)
+        _check_names(params, ["class_count_"] + [f"category_count_{j}" for j in range(n_features)], "CategoricalNB")
+        model.class_count_ = np.array(params["class_count_"], dtype=np.float64)
+        model.category_count_ = [np.array(params[f"category_count_{j}"], dtype=np.float64) for j in range(n_features)]
+        with np.errstate(divide="ignore", invalid="ignore"):  # no data yet: log(0)
+            model._update_feature_log_prob(model._check_alpha())
+            model._update_class_log_prior(class_prior=model.class_prior)
+
+    def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
+        beyond = np.asarray(X) >= model.n_categories_
+        if beyond.any():
+            feature = int(np.argwhere(beyond)[0][1])
+            raise ValueError(
+                f"feature {feature} has category {int(np.max(X[:, feature]))}, beyond min_categories "
+                f"({int(model.n_categories_[feature])} categories: 0 to {int(model.n_categories_[feature]) - 1}); "
+                "expected min_categories to count every category"
+            )
+        model.partial_fit(X, y)
+
+    aggregate = DiscreteNBAdapter.aggregate
 
 
 class GaussianNBAdapter(_StatisticsAdapter):
