@@ -79,7 +79,7 @@ def mismatch(estimator: BaseEstimator, classes: np.ndarray | None, model: Global
 def replace_foreign_model(client: Client, name: str, estimator: BaseEstimator, classes: Any) -> bool:
     """Drop the stored model of ``name`` with a warning if it does not fit the plugin; True if dropped."""
     classes = None if classes is None else np.asarray(classes)
-    reason = client.run_on_scheduler(_stored_mismatch, name, estimator, classes)
+    reason = store.on_stored(client, name, _mismatch_of, estimator, classes)
     if reason is None:
         return False
     warnings.warn(
@@ -93,10 +93,8 @@ def replace_foreign_model(client: Client, name: str, estimator: BaseEstimator, c
     return True
 
 
-def _stored_mismatch(name: str, estimator: BaseEstimator, classes: Any, dask_scheduler: Any = None) -> str | None:
-    # Runs on the scheduler, next to the stored bytes: no parameters cross the client.
-    payload = store._scheduler_call("get", name, dask_scheduler=dask_scheduler)
-    return None if payload is None else mismatch(estimator, classes, GlobalModel.from_bytes(payload))
+def _mismatch_of(model: GlobalModel, estimator: BaseEstimator, classes: Any) -> str | None:
+    return mismatch(estimator, classes, model)
 
 
 @contextmanager

@@ -13,8 +13,6 @@ import logging
 import warnings
 from dataclasses import replace
 
-import numpy as np
-
 from . import store
 from .callbacks import EarlyStopping
 from .engine import RoundEngine
@@ -23,6 +21,7 @@ from .history import round_record
 from .open_rounds import OpenRound
 from .progress import progress_bar
 from .sources import BlockSource
+from .store import params_nbytes
 from .wording import count
 
 logger = logging.getLogger("fedplugin")
@@ -84,8 +83,7 @@ class RecordingMixin:
             self._engine.stop_early()
 
     def _global_nbytes(self) -> int:
-        model = self._cached_global()
-        return int(sum(np.asarray(v).nbytes for v in self.adapter.get_params(model).values()))
+        return params_nbytes(self.adapter.get_params(self._cached_global()))
 
     def _workers(self) -> list[str]:
         workers = store.worker_addresses(self.client)

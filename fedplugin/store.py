@@ -191,12 +191,20 @@ def fetch(client: Client, name: str) -> GlobalModel | None:
 
 def fetch_info(client: Client, name: str) -> GlobalModel | None:
     """The newest stored model of ``name`` without its parameters, or ``None``."""
-    return client.run_on_scheduler(_stored_info, name)
+    return on_stored(client, name, GlobalModel.info)
 
 
-def _stored_info(name: str, dask_scheduler: Any = None) -> GlobalModel | None:
+def on_stored(client: Client, name: str, func: Any, *args: Any) -> Any:
+    """``func(model, *args)`` run on the scheduler, next to the stored model of ``name`` (``None`` if none).
+
+    Only ``func``'s answer crosses to the client, not the parameters.
+    """
+    return client.run_on_scheduler(_apply_to_stored, name, func, *args)
+
+
+def _apply_to_stored(name: str, func: Any, *args: Any, dask_scheduler: Any = None) -> Any:
     payload = _scheduler_call("get", name, dask_scheduler=dask_scheduler)
-    return None if payload is None else GlobalModel.from_bytes(payload).info()
+    return None if payload is None else func(GlobalModel.from_bytes(payload), *args)
 
 
 def worker_addresses(client: Client) -> list[str]:
