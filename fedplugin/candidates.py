@@ -17,8 +17,7 @@ from sklearn.metrics import check_scoring, get_scorer
 from sklearn.utils import get_tags
 from sklearn.utils.validation import validate_data
 
-from ._compat import check_estimator_settings
-from .adapters import Params, adapter_for, fresh_copy
+from .adapters import Params, adapter_for
 from .rounds import is_finite
 
 logger = logging.getLogger("fedplugin")
@@ -232,9 +231,9 @@ class CandidateSet(BaseEstimator):
         self.n_features_in_ = n_features
         if classes is not None:
             self.classes_ = np.asarray(classes)
-        self._check_settings(n_features, classes)
+        self._check_settings()
 
-    def _check_settings(self, n_features: int, classes: np.ndarray | None) -> None:
+    def _check_settings(self) -> None:
         """Fail (or raise for) the candidates whose settings scikit-learn refuses.
 
         An adapter may set a model up without the public first ``partial_fit``,
@@ -243,7 +242,7 @@ class CandidateSet(BaseEstimator):
         """
         errors = {}
         for index, candidate in enumerate(self.candidates):
-            error = _probe(candidate, n_features, classes)
+            error = _probe(candidate)
             if error is not None:
                 if self.error_score == "raise":
                     raise ValueError(f"candidate {index} ({candidate!r}): {error}") from error
@@ -316,23 +315,15 @@ class CandidateSet(BaseEstimator):
         self.score_weight_ = np.array(own["score_weight_"], dtype=np.float64)
 
 
-def _probe(candidate: BaseEstimator, n_features: int, classes: np.ndarray | None) -> ValueError | None:
-    """The ``ValueError`` a first public ``partial_fit`` of ``candidate`` raises, if any.
+def _probe(candidate: BaseEstimator) -> ValueError | None:
+    """The ``ValueError`` that checking ``candidate``'s settings raises, if any.
 
-    Classifiers get one all-zero row per class, regressors one row with
-    target 1; other estimators (clusterers) are left to their adapter, which
-    sets them up with a public ``partial_fit`` already.
+    Its adapter makes the checks a first public ``partial_fit`` would make
+    (:meth:`~fedplugin.adapters.ModelAdapter.check_settings`), on a tiny
+    all-zero batch.
     """
-    kind = get_tags(candidate).estimator_type
-    if kind not in ("classifier", "regressor"):
-        return None
-    probe = fresh_copy(candidate)
     try:
-        check_estimator_settings(candidate)
-        if kind == "classifier":
-            probe.partial_fit(np.zeros((len(classes), n_features)), np.asarray(classes), classes=classes)
-        else:
-            probe.partial_fit(np.zeros((1, n_features)), np.ones(1))
+        adapter_for(candidate).check_settings(candidate)
     except ValueError as exc:
         return exc
     return None

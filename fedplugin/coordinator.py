@@ -344,7 +344,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         check = getattr(self.aggregator, "check_names", None)
         if check is not None:
             init = self.adapter.initialize(self.estimator, data.n_features, data.classes)
-            check(list(self.adapter.get_params(init)))
+            for names in self.adapter.rule_views(list(self.adapter.get_params(init))):
+                check(names)
 
     @contextmanager
     def _rollback_on_error(self) -> Iterator[None]:

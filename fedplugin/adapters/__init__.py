@@ -24,6 +24,7 @@ from .kmeans import MiniBatchKMeansAdapter
 from .mlp import MLPAdapter
 from .naive_bayes import CategoricalNBAdapter, DiscreteNBAdapter, GaussianNBAdapter
 from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
+from .pipeline import PipelineAdapter
 from .sgd import LinearSGDAdapter
 
 
@@ -37,6 +38,7 @@ ADAPTERS: list[type[ModelAdapter]] = [
     StandardScalerAdapter,
     MinMaxScalerAdapter,
     MaxAbsScalerAdapter,
+    PipelineAdapter,
 ]
 
 
@@ -66,16 +68,16 @@ def adapter_for(estimator: Any) -> ModelAdapter:
             f"estimator={estimator.__name__} is a class; expected an instance such as "
             f"{estimator.__name__}()"
         )
+    for adapter_cls in ADAPTERS:  # before the partial_fit check: a Pipeline has none of its own
+        if isinstance(estimator, adapter_cls.families):
+            adapter = adapter_cls()
+            adapter.validate(estimator)
+            return adapter
     if not hasattr(estimator, "partial_fit"):
         raise TypeError(
             f"estimator={type(estimator).__name__} has no partial_fit; expected one of: "
             f"{supported_families()}"
         )
-    for adapter_cls in ADAPTERS:
-        if isinstance(estimator, adapter_cls.families):
-            adapter = adapter_cls()
-            adapter.validate(estimator)
-            return adapter
     raise TypeError(
         f"estimator={type(estimator).__name__} is not supported; expected one of: "
         f"{supported_families()}"
@@ -95,6 +97,7 @@ __all__ = [
     "ModelAdapter",
     "Moments",
     "Params",
+    "PipelineAdapter",
     "StandardScalerAdapter",
     "adapter_for",
     "fresh_copy",

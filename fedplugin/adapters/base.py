@@ -63,6 +63,14 @@ class ModelAdapter:
         kwargs = {"classes": y} if kind == "classifier" else {}
         probe.partial_fit(np.zeros((2, 1)), y, **kwargs)
 
+    def rule_views(self, names: list[str]) -> list[list[str]]:
+        """The parameter names the user's rule sees, one list per call of the rule.
+
+        A composite (a Pipeline) calls the rule once per step, under the
+        step's plain names; a per-parameter rule is checked against each.
+        """
+        return [names]
+
     def initialize(
         self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None
     ) -> BaseEstimator:
