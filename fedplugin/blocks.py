@@ -32,6 +32,7 @@ from distributed import Client, Future, wait
 from sklearn.utils.multiclass import check_classification_targets
 
 from .input_kinds import input_kind, mixed_input_message
+from .rows import as_float, as_rows, check_numbers, is_items, n_columns, row_kind
 from .wording import count
 
 try:  # pandas and dask.dataframe are optional
@@ -90,6 +91,8 @@ class TrainingData:
     n_features: int
     n_samples: int | None
     classes: np.ndarray | None
+    #: ``"numbers"``, ``"sparse"`` or ``"items"`` (texts, dicts): see :mod:`fedplugin.rows`.
+    rows: str = "numbers"
     # Scattered numpy blocks live only as long as this object holds their futures.
 
 
@@ -115,8 +118,7 @@ def load_block(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         y = y.load()
     if y is None:
         x, y = x
-    # Global parameters are float64; scikit-learn's SGD needs X of the same dtype.
-    return _to_numpy(x).astype(np.float64, copy=False), np.ravel(_to_numpy(y))
+    return as_float(as_rows(x)), np.ravel(_to_numpy(y))
 
 
 def check_block(
@@ -128,7 +130,7 @@ def check_block(
     check, which the plugin reports with the block index: checking twice would
     cost about a tenth of the training time.
     """
-    if X.ndim != 2 or X.shape[1] != n_features:
+    if (X.ndim != 2 and not is_items(X)) or n_columns(X) != n_features:
         raise ValueError(
             f"block {index}: X has shape {X.shape}; expected {count(n_features, 'feature')}"
         )
@@ -169,6 +171,8 @@ def prepare(
         return _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
     if x_kind == "dask array":
         return _prepare_dask_array(client, X, y, n_features, classes, is_classifier)
+    if x_kind == "dask bag":
+        return _prepare_dask_bag(client, X, y, n_features, classes, is_classifier)
     return _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier)
 
 
@@ -176,16 +180,6 @@ def _to_numpy(data: Any) -> np.ndarray:
     if pd is not None and isinstance(data, (pd.DataFrame, pd.Series)):
         return data.to_numpy()
     return np.asarray(data)
-
-
-def _check_finite(values: np.ndarray, label: str) -> None:
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
-        raise TypeError(f"{label} has dtype {values.dtype}; expected real numbers")
-    if values.dtype.kind == "f" and not np.isfinite(values).all():
-        bad = np.argwhere(~np.isfinite(values))[0].tolist()
-        raise ValueError(
-            f"{label} contains NaN or infinite values (first at index {bad}); expected finite numbers"
-        )
 
 
 class DataDoesNotFitModel(ValueError):
@@ -213,16 +207,20 @@ def _check_empty(n_rows: int | None) -> None:
 
 def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier) -> TrainingData:
     X, y, classes = check_numpy(X, y, n_features=n_features, classes=classes, is_classifier=is_classifier)
-    return TrainingData(scatter_blocks(client, split_rows(X, y, block_size)), X.shape[1], X.shape[0], classes)
+    blocks = scatter_blocks(client, split_rows(X, y, block_size))
+    return TrainingData(blocks, n_columns(X), X.shape[0], classes, row_kind(X))
 
 
 def check_numpy(
     X: Any, y: Any, *, n_features: int | None, classes: np.ndarray | None, is_classifier: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validate in-memory ``X``, ``y``; return them as numpy arrays, with the classes."""
-    X, y = _to_numpy(X), _to_numpy(y)
-    if X.ndim != 2:
-        raise ValueError(f"X has shape {X.shape}; expected a 2-d array (samples, features)")
+    X, y = as_rows(X), _to_numpy(y)
+    if X.ndim != 2 and not is_items(X):
+        raise ValueError(
+            f"X has shape {X.shape}; expected a 2-d array (samples, features), a sparse matrix "
+            "or a 1-d array of texts"
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
@@ -230,15 +228,16 @@ def check_numpy(
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X has {count(X.shape[0], 'sample')} but y has {y.shape[0]}; expected the same")
     _check_empty(X.shape[0])
-    _check_features(X.shape[1], n_features)
-    _check_finite(X, "X")
+    _check_features(n_columns(X), n_features)
+    if not is_items(X):
+        check_numbers(X, "X")
     if is_classifier:
         if classes is None:
             check_classification_targets(y)  # known classes make this check redundant (and it is slow)
             classes = np.unique(y)
         _check_labels(y, classes, "y")
     else:
-        _check_finite(y, "y")
+        check_numbers(y, "y")
     return X, y, classes
 
 
@@ -284,14 +283,15 @@ def _prepare_dask_array(client, X, y, n_features, classes, is_classifier) -> Tra
     x_parts = _parts(client, X, _array_parts)
     y_parts = _parts(client, y, _array_parts)
     blocks = _block_refs(client, x_parts, y_parts, list(X.chunks[0]))
-    return TrainingData(blocks, X.shape[1], X.shape[0], classes)
+    return TrainingData(blocks, X.shape[1], X.shape[0], classes, row_kind(X._meta))
 
 
 def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier) -> TrainingData:
     import dask.dataframe as dd
 
-    if not isinstance(X, dd.DataFrame):
-        raise ValueError("X is a dask series; expected a dask dataframe (samples, features)")
+    texts = isinstance(X, dd.Series) and not pd.api.types.is_numeric_dtype(X.dtype)
+    if not isinstance(X, dd.DataFrame) and not texts:
+        raise ValueError("X is a dask series of numbers; expected a dask dataframe (samples, features) or a series of texts")
     if isinstance(y, dd.DataFrame):
         if len(y.columns) != 1:
             raise ValueError(f"y has {len(y.columns)} columns; expected a series of targets")
@@ -303,13 +303,29 @@ def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier) ->
         )
     if X.known_divisions and y.known_divisions and tuple(X.divisions) != tuple(y.divisions):
         raise ValueError("X and y have different divisions; expected the same partitions")
-    _check_features(len(X.columns), n_features)
+    n_found = 1 if texts else len(X.columns)
+    _check_features(n_found, n_features)
     if is_classifier and classes is None:
         classes = np.sort(np.asarray(y.unique().compute()))
     x_parts = _parts(client, X, _frame_parts)
     y_parts = _parts(client, y, _frame_parts)
     blocks = _block_refs(client, x_parts, y_parts, [None] * len(x_parts))
-    return TrainingData(blocks, len(X.columns), None, classes)
+    return TrainingData(blocks, n_found, None, classes, "items" if texts else "numbers")
+
+
+def _prepare_dask_bag(client, X, y, n_features, classes, is_classifier) -> TrainingData:
+    """A bag of items (texts, dicts) and a bag of targets with the same partitions."""
+    if X.npartitions != y.npartitions:
+        raise ValueError(
+            f"X has {count(X.npartitions, 'partition')} and y has {y.npartitions}; expected the same "
+            "partitions, e.g. both made by db.from_sequence(..., npartitions=n)"
+        )
+    _check_features(1, n_features)
+    if is_classifier and classes is None:
+        classes = np.sort(np.asarray(y.distinct().compute()))
+    x_parts, y_parts = _parts(client, X, _frame_parts), _parts(client, y, _frame_parts)
+    blocks = _block_refs(client, x_parts, y_parts, [None] * len(x_parts))
+    return TrainingData(blocks, 1, None, classes, "items")
 
 
 def _parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -> list[Any]:

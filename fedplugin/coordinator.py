@@ -34,6 +34,7 @@ from .engine import RoundEngine
 from .deploy import resolve_plugin
 from .history import DEFAULT_HISTORY_LIMIT, Round, RoundLog
 from .input_kinds import placeholder_targets
+from .rows import as_rows, check_accepted, n_columns
 from .ownership import explain_mismatch, replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
@@ -258,6 +259,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
                 self.client, X, y, block_size=self.block_size, n_features=self.n_features,
                 classes=self._classes_for_validation(), is_classifier=is_classifier(self.estimator),
             )
+        check_accepted(self.estimator, data.rows, data.n_samples)
         self._check_aggregator(data)
         with self._rollback_on_error():
             if self._global is None:
@@ -314,7 +316,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             raise ValueError("the stream is empty; expected at least one (X, y) batch")
         with self._rollback_on_error():
             if self._global is None:
-                self._initialize(np.asarray(first[0]).shape[1], classes)
+                self._initialize(n_columns(as_rows(first[0])), classes)
                 feed.n_features = self._global.n_features
             self._ensure_workers_current()
             self._run(StreamSource(feed, self._workers()), None)

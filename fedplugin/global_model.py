@@ -20,6 +20,7 @@ from . import store, tasks
 from .open_rounds import OpenRound
 from .exchange import close_round
 from .predicting import apply_dask, is_dask, score_dask
+from .rows import as_float, as_rows, is_items, n_columns
 from .store import GlobalModel
 
 
@@ -95,7 +96,7 @@ class GlobalModelMixin:
         model = self._cached_global()
         if is_dask(X):
             return score_dask(model, X, y)
-        return float(model.score(np.asarray(X), np.asarray(y)))
+        return float(model.score(as_float(as_rows(X)), np.asarray(y)))
 
     def _build(self, model: GlobalModel) -> BaseEstimator:
         estimator = self.adapter.initialize(self.estimator, model.n_features, model.classes)
@@ -119,9 +120,10 @@ class GlobalModelMixin:
             if model == "local":
                 raise ValueError("model='local' labels numpy batches on one worker; pass a numpy array")
             return apply_dask(self._cached_global(), method, X)
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
+        X = as_rows(X)
+        if (X.ndim != 2 and not is_items(X)) or n_columns(X) != self.n_features:
             raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self.n_features})")
+        X = as_float(X)
         if model == "global":
             return getattr(self._cached_global(), method)(X)
         worker = self._workers()[0]

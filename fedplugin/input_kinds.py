@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 try:  # pandas and dask.dataframe are optional, as in blocks.py
     import pandas as pd
@@ -16,16 +17,19 @@ def input_kind(data: Any, label: str) -> str:
     """``"numpy"`` (numpy, pandas, lists), ``"dask array"`` or ``"dask dataframe"`` (also a dask series)."""
     if isinstance(data, np.ndarray) or (pd is not None and isinstance(data, (pd.DataFrame, pd.Series))):
         return "numpy"
-    if isinstance(data, list):
+    if isinstance(data, list) or sp.issparse(data):
         return "numpy"
     module = type(data).__module__
     if module.startswith("dask.array") or module.startswith("dask_array"):
         return "dask array"
     if module.startswith("dask.dataframe") or module.startswith("dask_expr"):
         return "dask dataframe"
+    if module.startswith("dask.bag"):
+        return "dask bag"
     raise TypeError(
         f"{label} is a {type(data).__module__}.{type(data).__name__}; expected a numpy array, "
-        "a pandas object, a dask array or a dask dataframe/series"
+        "a scipy.sparse matrix, a list of texts, a pandas object, a dask array, a dask dataframe/series "
+        "or a dask bag"
     )
 
 

@@ -15,14 +15,26 @@ def is_dask(X: Any) -> bool:
 def as_dask_array(data: Any) -> Any:
     """A dask dataframe or series as a dask array with known chunk sizes."""
     import dask.dataframe as dd
+    import pandas as pd
 
+    if isinstance(data, dd.Series) and not pd.api.types.is_numeric_dtype(data.dtype):
+        data = data.astype(object)  # texts: dask converts pandas' string dtype with a warning
     if isinstance(data, (dd.DataFrame, dd.Series)):
         return data.to_dask_array(lengths=True)
     return data
 
 
+def is_bag(X: Any) -> bool:
+    return type(X).__module__.startswith("dask.bag")
+
+
 def apply_dask(model: BaseEstimator, method: str, X: Any) -> Any:
+    """``model.method`` block by block: a dask array (a dask bag of items: a bag of results)."""
+    if is_bag(X):
+        return X.map_partitions(lambda part: list(getattr(model, method)(np.asarray(part, dtype=object))))
     X = as_dask_array(X)
+    if X.ndim == 1:  # items (texts): one per sample
+        return _apply_to_items(model, method, X)
     sample = getattr(model, method)(np.zeros((1, X.shape[1])))
     if sample.ndim == 1:
         return X.map_blocks(lambda b: getattr(model, method)(b), drop_axis=1, dtype=sample.dtype, meta=np.empty(0, sample.dtype))
@@ -31,9 +43,34 @@ def apply_dask(model: BaseEstimator, method: str, X: Any) -> Any:
     )
 
 
+def _apply_to_items(model: BaseEstimator, method: str, X: Any) -> Any:
+    def apply(block: np.ndarray) -> np.ndarray:
+        return getattr(model, method)(block.astype(object))
+
+    sample = apply(X.blocks[0][:1].compute())
+    if sample.ndim == 1:
+        return X.map_blocks(apply, dtype=sample.dtype, meta=np.empty(0, sample.dtype))
+    return X.map_blocks(apply, new_axis=1, chunks=(X.chunks[0], (sample.shape[1],)), dtype=sample.dtype)
+
+
+def _score_bag(model: BaseEstimator, X: Any, y: Any) -> float:
+    """Accuracy or R² of a bag of items against a bag of targets with the same partitions."""
+    import dask.bag as db
+
+    pairs = db.zip(apply_dask(model, "predict", X), y)
+    if is_classifier(model):
+        return float(pairs.map(lambda pair: pair[0] == pair[1]).mean().compute())
+    targets = np.asarray(y.compute(), dtype=np.float64)
+    residual = pairs.map(lambda pair: (pair[1] - pair[0]) ** 2).sum().compute()
+    total = float(((targets - targets.mean()) ** 2).sum())
+    return float(1 - residual / total) if total > 0 else 0.0
+
+
 def score_dask(model: BaseEstimator, X: Any, y: Any) -> float:
     import dask.array as da
 
+    if is_bag(X):
+        return _score_bag(model, X, y)
     X, y = as_dask_array(X), as_dask_array(y)
     if not (is_classifier(model) or is_regressor(model)):
         # Clusterers: their own score (e.g. negative inertia) adds up over blocks.

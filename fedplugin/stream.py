@@ -19,6 +19,7 @@ import numpy as np
 from distributed import Client
 
 from .blocks import BlockRef, check_numpy, scatter_blocks, split_rows
+from .rows import concatenate
 
 
 def rejected_batch_message(index: int, error: Exception) -> str:
@@ -142,7 +143,7 @@ class StreamFeeder:
         if len(self._buffer) == 1:
             X, y = self._buffer[0]
         else:
-            X = np.concatenate([x for x, _ in self._buffer])
+            X = concatenate([x for x, _ in self._buffer])
             y = np.concatenate([y for _, y in self._buffer])
         whole = (len(y) // self.block_size) * self.block_size
         cut = len(y) if flush else whole

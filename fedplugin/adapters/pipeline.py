@@ -50,17 +50,22 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.feature_extraction import FeatureHasher
+from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.kernel_approximation import AdditiveChi2Sampler, PolynomialCountSketch, RBFSampler, SkewedChi2Sampler
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Binarizer, FunctionTransformer, Normalizer, PolynomialFeatures
+from sklearn.utils import get_tags
 
 from .base import ModelAdapter, Params, fresh_copy
 
 SEPARATOR = "/"
 
+#: Vectorizers of items (texts, dicts): stateless, with a fixed number of output features.
+HASHERS: tuple[type, ...] = (HashingVectorizer, FeatureHasher)
 #: Transformers that learn nothing from the values they are fitted on.
 FIXED_TRANSFORMERS: tuple[type, ...] = (
-    FunctionTransformer, Normalizer, Binarizer, AdditiveChi2Sampler, PolynomialFeatures,
+    FunctionTransformer, Normalizer, Binarizer, AdditiveChi2Sampler, PolynomialFeatures, *HASHERS,
 )
 #: Random-feature maps: fixed once their ``random_state`` is an integer.
 RANDOM_FEATURE_MAPS: tuple[type, ...] = (RBFSampler, SkewedChi2Sampler, PolynomialCountSketch)
@@ -135,6 +140,7 @@ class PipelineAdapter(ModelAdapter):
             adapters[last_name] = adapter_for(last)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"step {last_name!r}: {exc}") from exc
+        _check_sparse_flow(steps)
         self.adapters = adapters
         self.exact_aggregation = all(a.exact_aggregation for a in adapters.values())
         self.takes_server_optimizer = all(a.takes_server_optimizer and not a.exact_aggregation for a in adapters.values())
@@ -244,7 +250,25 @@ def _fixed_or_adapted_message(name: str, step: Any) -> str:
     )
 
 
+def _check_sparse_flow(steps: list[tuple[str, Any]]) -> None:
+    """Refuse a step after a hashing vectorizer that cannot take its sparse output."""
+    source = None
+    for name, step in steps:
+        if _is_skipped(step):
+            continue
+        if source is not None and not get_tags(step).input_tags.sparse:
+            raise TypeError(
+                f"step {name!r}: {type(step).__name__} does not accept the sparse matrix that step {source!r} "
+                "outputs; expected a step that does (e.g. StandardScaler(with_mean=False), MaxAbsScaler, "
+                "SGDClassifier)"
+            )
+        if isinstance(step, HASHERS):
+            source = name
+
+
 def _output_width(step: BaseEstimator, width: int) -> int:
     """How many features ``step`` outputs for ``width`` input features."""
+    if isinstance(step, HASHERS):
+        return int(step.n_features)
     with np.errstate(all="ignore"):  # an empty scaler divides by zero; only the shape matters
         return int(np.asarray(step.transform(np.ones((1, width)))).shape[1])

@@ -12,6 +12,7 @@ needs no ``y``.
 Examples
 --------
 >>> import numpy as np
+import scipy.sparse as sp
 >>> from sklearn.preprocessing import StandardScaler
 >>> adapter = StandardScalerAdapter()
 >>> start = {"n_samples_seen_": np.zeros(1), "mean_": np.zeros(2), "var_": np.zeros(2)}
@@ -50,7 +51,7 @@ class _ScalerAdapter(ModelAdapter):
         raise NotImplementedError
 
     def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
-        if np.isnan(X).any():  # scikit-learn would keep a count per feature, which these statistics do not
+        if np.isnan(X.data if sp.issparse(X) else X).any():  # scikit-learn would keep a count per feature, which these statistics do not
             raise ValueError(f"X holds NaN; a federated {type(model).__name__} expects no missing values (impute them first)")
         model.partial_fit(X)
 
