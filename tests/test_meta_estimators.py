@@ -11,7 +11,7 @@ from sklearn.multioutput import MultiOutputClassifier, MultiOutputRegressor
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 
-from fedplugin import EveryNBatches, FederatedModelPlugin
+from fedplugin import EveryNBatches, FederatedModelPlugin, Mean, Median
 from fedplugin.adapters import adapter_for
 from fedplugin.session import federated_session
 
@@ -62,7 +62,9 @@ def test_adapter_partial_fit_is_the_meta_estimators_own(estimator, n_classes):
 )
 def test_a_federated_meta_estimator_learns_like_one_process(shared_client, unique_name, estimator):
     X, y = data()
-    with federated_session(shared_client, estimator, name=unique_name, sync=EveryNBatches(3), block_size=BLOCK, progress=False) as coord:
+    # A rule sees one inner estimator at a time, under its plain names.
+    rule = {"coef_": Median(), "intercept_": Mean()}
+    with federated_session(shared_client, estimator, name=unique_name, aggregator=rule, sync=EveryNBatches(3), block_size=BLOCK, progress=False) as coord:
         model = coord.fit(X, y, epochs=2).global_model()
         assert sum(r.samples for r in coord.history) == 2 * len(X)
     assert type(model) is type(estimator)

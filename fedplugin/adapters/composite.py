@@ -119,6 +119,11 @@ class PerInnerAdapter(ModelAdapter):
         for estimator, part in zip(estimators, parts):
             self._inner().set_params(estimator, part)
 
+    def rule_views(self, names: list[str]) -> list[list[str]]:
+        """Each inner estimator's plain names: a rule combines one inner estimator at a time."""
+        parts, _ = split_params(dict.fromkeys(names), count_parts(names))
+        return [list(part) for part in parts]
+
     def get_state(self, model: BaseEstimator) -> dict[str, float]:
         state: dict[str, float] = {}
         for index, estimator in enumerate(self.inner_estimators(model)):
