@@ -76,7 +76,7 @@ def count_parts(params: Mapping[str, Any]) -> int:
 class PerInnerAdapter(ModelAdapter):
     """Base adapter of an estimator made of inner estimators that share one adapter.
 
-    Subclasses set :attr:`inner` in :meth:`validate` (the inner estimators'
+    Subclasses set ``inner`` in :meth:`validate` (the inner estimators'
     adapter) and implement :meth:`inner_estimators` and :meth:`initialize`.
     Exactness and whether a server optimizer may step the parameters are
     the inner adapter's.
