@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,15 +18,13 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import validate_data
 
 from .adapters import Params, adapter_for
+from .adapters.composite import SEPARATOR, prefixed as _prefixed, split_params  # noqa: F401 (re-exported)
 from .rounds import is_finite
 
 logger = logging.getLogger("fedplugin")
 
 #: ``learning_rate`` of the ``SGDClassifier`` equivalent to each ``PassiveAggressiveClassifier`` loss.
 PA_LEARNING_RATES = {"hinge": "pa1", "squared_hinge": "pa2"}
-
-#: Separates the candidate prefix from the parameter name: ``"c3/coef_"``.
-SEPARATOR = "/"
 
 Scorer = Callable[[BaseEstimator, Any, Any], float]
 
@@ -327,30 +325,3 @@ def _probe(candidate: BaseEstimator) -> ValueError | None:
     except ValueError as exc:
         return exc
     return None
-
-
-def _prefixed(index: int, params: Mapping[str, np.ndarray]) -> Params:
-    return {f"c{index}{SEPARATOR}{name}": value for name, value in params.items()}
-
-
-def split_params(params: Mapping[str, np.ndarray], n_candidates: int) -> tuple[list[Params], Params]:
-    """Split flat candidate-set parameters into one dict per candidate and the set's own.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> parts, own = split_params({"c0/w": np.zeros(1), "c1/w": np.ones(1), "failed_": np.zeros(2)}, 2)
-    >>> [part["w"].tolist() for part in parts], sorted(own)
-    ([[0.0], [1.0]], ['failed_'])
-    """
-    parts: list[Params] = [{} for _ in range(n_candidates)]
-    own: Params = {}
-    for key, value in params.items():
-        prefix, sep, name = key.partition(SEPARATOR)
-        if not sep:
-            own[key] = value
-            continue
-        if not (prefix[:1] == "c" and prefix[1:].isdigit() and int(prefix[1:]) < n_candidates):
-            raise ValueError(f"parameter {key!r} names no candidate of {n_candidates}")
-        parts[int(prefix[1:])][name] = value
-    return parts, own

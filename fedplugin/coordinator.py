@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from distributed import Client
-from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from . import store, tasks
@@ -251,13 +251,13 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         """
         _check_int(epochs, "epochs")
         if y is None:
-            if is_classifier(self.estimator) or is_regressor(self.estimator):
+            if self._kind in ("classifier", "regressor"):
                 raise ValueError(f"y=None: a {type(self.estimator).__name__} learns targets; expected fit(X, y)")
             y = placeholder_targets(X)
         with explain_mismatch(self.name, self.version):
             data = prepare(
                 self.client, X, y, block_size=self.block_size, n_features=self.n_features,
-                classes=self._classes_for_validation(), is_classifier=is_classifier(self.estimator),
+                classes=self._classes_for_validation(), is_classifier=self._kind == "classifier",
             )
         check_accepted(self.estimator, data.rows, data.n_samples)
         self._check_aggregator(data)
@@ -301,14 +301,14 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             max_blocks_in_flight = max(3 * (budget or 0), 8 * n_workers)
         _check_int(max_blocks_in_flight, "max_blocks_in_flight")
         classes = self._classes_for_validation()
-        if is_classifier(self.estimator) and classes is None:
+        if self._kind == "classifier" and classes is None:
             raise ValueError(
                 "fit_stream needs the classes before the first batch: pass "
                 f"FederatedModelPlugin(..., classes=[...], name={self.name!r}) or fit once first"
             )
         feed = StreamFeeder(
             self.client, batches, max_blocks=max_blocks_in_flight, block_size=self.block_size,
-            n_features=self.n_features, classes=classes, is_classifier=is_classifier(self.estimator),
+            n_features=self.n_features, classes=classes, is_classifier=self._kind == "classifier",
         )
         with explain_mismatch(self.name, self.version):
             first = feed.peek()
@@ -339,6 +339,11 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         return self.fit(X, y, epochs=1)
 
     # ------------------------------------------------------------- set-up
+    @property
+    def _kind(self) -> str | None:
+        """Whether training needs classes (``"classifier"``) or numeric targets (``"regressor"``)."""
+        return self.adapter.estimator_type(self.estimator)
+
     def _classes_for_validation(self) -> np.ndarray | None:
         return self.classes if self._global is None else self._global.classes
 

@@ -36,7 +36,7 @@ import numpy as np
 from distributed.utils import sync
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import to_serialize
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator
 
 from . import store
 from .adapters import adapter_for, fresh_copy
@@ -92,14 +92,16 @@ class FederatedModelPlugin(WorkerPlugin):
         classes: Sequence[Any] | np.ndarray | None = None,
         name: str = "fedplugin",
     ) -> None:
-        adapter_for(estimator).check_settings(estimator)  # refuse bad estimators now, on the client
+        adapter = adapter_for(estimator)
+        adapter.check_settings(estimator)  # refuse bad estimators now, on the client
+        learns_classes = adapter.estimator_type(estimator) == "classifier"
         if not isinstance(name, str) or not name:
             raise TypeError(f"name={name!r} must be a non-empty string")
         if classes is not None:
             classes = np.unique(np.asarray(classes))
-            if classes.size < 2 and is_classifier(estimator):
+            if classes.size < 2 and learns_classes:
                 raise ValueError(f"classes={classes.tolist()} must hold at least two labels")
-        if classes is not None and not is_classifier(estimator):
+        if classes is not None and not learns_classes:
             raise ValueError(
                 f"classes={classes.tolist()} given for {type(estimator).__name__}, a regressor; "
                 "expected classes=None"

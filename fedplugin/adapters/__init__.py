@@ -21,6 +21,7 @@ from typing import Any
 
 from .base import Moments, ModelAdapter, Params, fresh_copy
 from .kmeans import MiniBatchKMeansAdapter
+from .meta import OneVsOneAdapter, OneVsRestAdapter, SelectFromModelAdapter, refuse_multi_output
 from .mlp import MLPAdapter
 from .naive_bayes import CategoricalNBAdapter, DiscreteNBAdapter, GaussianNBAdapter
 from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
@@ -39,6 +40,9 @@ ADAPTERS: list[type[ModelAdapter]] = [
     MinMaxScalerAdapter,
     MaxAbsScalerAdapter,
     PipelineAdapter,
+    OneVsRestAdapter,
+    OneVsOneAdapter,
+    SelectFromModelAdapter,
 ]
 
 
@@ -58,8 +62,8 @@ def adapter_for(estimator: Any) -> ModelAdapter:
     Raises
     ------
     TypeError
-        If ``estimator`` is a class, lacks ``partial_fit`` or belongs to no
-        supported family.
+        If ``estimator`` is a class, lacks ``partial_fit``, belongs to no
+        supported family or learns several outputs (``MultiOutputRegressor``).
     ValueError
         If the estimator's settings cannot be federated (see the adapter).
     """
@@ -68,6 +72,7 @@ def adapter_for(estimator: Any) -> ModelAdapter:
             f"estimator={estimator.__name__} is a class; expected an instance such as "
             f"{estimator.__name__}()"
         )
+    refuse_multi_output(estimator)
     for adapter_cls in ADAPTERS:  # before the partial_fit check: a Pipeline has none of its own
         if isinstance(estimator, adapter_cls.families):
             adapter = adapter_cls()
@@ -96,8 +101,11 @@ __all__ = [
     "MiniBatchKMeansAdapter",
     "ModelAdapter",
     "Moments",
+    "OneVsOneAdapter",
+    "OneVsRestAdapter",
     "Params",
     "PipelineAdapter",
+    "SelectFromModelAdapter",
     "StandardScalerAdapter",
     "adapter_for",
     "fresh_copy",

@@ -47,6 +47,14 @@ class ModelAdapter:
     def validate(self, estimator: BaseEstimator) -> None:
         """Raise ``ValueError`` if ``estimator``'s settings cannot be federated."""
 
+    def estimator_type(self, estimator: BaseEstimator) -> str | None:
+        """``"classifier"``, ``"regressor"`` or ``None``: whether training needs classes or numeric targets.
+
+        scikit-learn's tag, except for a transformer that trains an inner
+        estimator on ``y`` (``SelectFromModel``), whose inner type decides.
+        """
+        return get_tags(estimator).estimator_type
+
     def check_settings(self, estimator: BaseEstimator) -> None:
         """Run the parameter checks scikit-learn makes on a first ``partial_fit``.
 
@@ -55,7 +63,7 @@ class ModelAdapter:
         settings (e.g. ``eta0=-1``) on the client before any data is read.
         """
         check_estimator_settings(estimator)
-        kind = get_tags(estimator).estimator_type
+        kind = self.estimator_type(estimator)
         if kind not in ("classifier", "regressor"):
             return
         probe = fresh_copy(estimator)
