@@ -81,6 +81,8 @@ class MiniBatchDictionaryLearningAdapter(_FactorisationAdapter):
 
     families = (MiniBatchDictionaryLearning,)
     family_names = "MiniBatchDictionaryLearning with an array dict_init"
+    # _A and _B are running sums, which a server step would distort.
+    takes_server_optimizer = False
 
     def validate(self, estimator: BaseEstimator) -> None:
         init = estimator.dict_init
@@ -154,7 +156,7 @@ class MiniBatchNMFAdapter(_FactorisationAdapter):
 
     families = (MiniBatchNMF,)
     family_names = "MiniBatchNMF (init='random', an int n_components)"
-    # A step could make a factor negative, which NMF never allows.
+    # The denominator is a running sum, which a server step would distort.
     takes_server_optimizer = False
 
     def validate(self, estimator: BaseEstimator) -> None:
@@ -188,8 +190,10 @@ class MiniBatchNMFAdapter(_FactorisationAdapter):
 
     def set_params(self, model: BaseEstimator, params: Params) -> None:
         _check_names(params, ["components_", "_components_denominator"], "MiniBatchNMF")
+        # An overlap merge (global + local - snapshot) may leave an entry below zero.
         model.components_ = np.maximum(np.array(params["components_"], dtype=np.float64), 0.0)
-        model._components_denominator = np.array(params["_components_denominator"], dtype=np.float64)
+        denominator = np.array(params["_components_denominator"], dtype=np.float64)
+        model._components_denominator = np.maximum(denominator, np.finfo(np.float64).eps)
         model._components_numerator = model.components_ ** (1.0 / model._gamma) * model._components_denominator
 
 
@@ -209,8 +213,10 @@ class LatentDirichletAllocationAdapter(_FactorisationAdapter):
     (all workers' together), as for one ``partial_fit`` over it: every
     mini-batch's counts are scaled by ``total_samples / batch rows``. A
     worker's ``partial_fit`` splits each block into mini-batches of
-    ``batch_size`` rows. No server optimizer: a step could make a parameter
-    negative, which the Dirichlet expectation cannot take.
+    ``batch_size`` rows. A server step or an overlap merge
+    (``global + local - snapshot``) could leave an entry at or below zero,
+    which the Dirichlet expectation cannot take: such entries are raised to
+    the smallest positive float.
 
     Examples
     --------
@@ -222,7 +228,6 @@ class LatentDirichletAllocationAdapter(_FactorisationAdapter):
 
     families = (LatentDirichletAllocation,)
     family_names = "LatentDirichletAllocation"
-    takes_server_optimizer = False
     counter = "n_batch_iter_"
 
     def initialize(self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None) -> BaseEstimator:
@@ -236,7 +241,7 @@ class LatentDirichletAllocationAdapter(_FactorisationAdapter):
 
     def set_params(self, model: BaseEstimator, params: Params) -> None:
         _check_names(params, ["components_"], "LatentDirichletAllocation")
-        model.components_ = np.array(params["components_"], dtype=np.float64)
+        model.components_ = np.maximum(np.array(params["components_"], dtype=np.float64), np.finfo(np.float64).tiny)
         model.exp_dirichlet_component_ = np.exp(_dirichlet_expectation_2d(model.components_))
 
 
