@@ -103,6 +103,22 @@ def test_settings_that_cannot_be_federated_are_refused():
     ]:
         with pytest.raises(ValueError, match=message):
             adapter_for(estimator)
+    adapter = adapter_for(IncrementalPCA(3))
+    empty = adapter.initialize(IncrementalPCA(3), 4, None)
+    with pytest.raises(ValueError, match=r"a block of 2 rows cannot start IncrementalPCA\(n_components=3\)"):
+        adapter.partial_fit(empty, np.ones((2, 4)), np.zeros(2))
+
+
+def test_an_rbm_keeps_its_own_gibbs_chain_across_merges():
+    estimator = BernoulliRBM(n_components=4, batch_size=25, random_state=0)
+    adapter = adapter_for(estimator)
+    model = adapter.initialize(estimator, 8, None)
+    adapter.partial_fit(model, data("binary")[:25], np.zeros(25))
+    chain, other = model.h_samples_.copy(), adapter.initialize(BernoulliRBM(n_components=4, random_state=1), 8, None)
+    assert chain.any()
+    adapter.set_params(model, adapter.get_params(other))
+    np.testing.assert_array_equal(model.h_samples_, chain)
+    np.testing.assert_array_equal(model.components_, other.components_)
 
 
 # ------------------------------------------------------------------- incremental PCA
