@@ -20,13 +20,16 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Moments, ModelAdapter, Params, fresh_copy
+from .decomposition import LatentDirichletAllocationAdapter, MiniBatchDictionaryLearningAdapter, MiniBatchNMFAdapter
+from .incremental_pca import IncrementalPCAAdapter
 from .kmeans import MiniBatchKMeansAdapter
 from .meta import OneVsOneAdapter, OneVsRestAdapter, SelectFromModelAdapter, refuse_multi_output
 from .mlp import MLPAdapter
 from .naive_bayes import CategoricalNBAdapter, DiscreteNBAdapter, GaussianNBAdapter
-from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
 from .pipeline import PipelineAdapter
-from .sgd import LinearSGDAdapter
+from .rbm import BernoulliRBMAdapter
+from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
+from .sgd import LinearSGDAdapter, OneClassSGDAdapter
 
 
 ADAPTERS: list[type[ModelAdapter]] = [
@@ -39,6 +42,12 @@ ADAPTERS: list[type[ModelAdapter]] = [
     StandardScalerAdapter,
     MinMaxScalerAdapter,
     MaxAbsScalerAdapter,
+    OneClassSGDAdapter,
+    BernoulliRBMAdapter,
+    MiniBatchNMFAdapter,
+    MiniBatchDictionaryLearningAdapter,
+    LatentDirichletAllocationAdapter,
+    IncrementalPCAAdapter,
     PipelineAdapter,
     OneVsRestAdapter,
     OneVsOneAdapter,
@@ -91,16 +100,22 @@ def adapter_for(estimator: Any) -> ModelAdapter:
 
 __all__ = [
     "ADAPTERS",
+    "BernoulliRBMAdapter",
     "CategoricalNBAdapter",
     "DiscreteNBAdapter",
     "GaussianNBAdapter",
+    "IncrementalPCAAdapter",
+    "LatentDirichletAllocationAdapter",
     "LinearSGDAdapter",
     "MLPAdapter",
     "MaxAbsScalerAdapter",
     "MinMaxScalerAdapter",
+    "MiniBatchDictionaryLearningAdapter",
     "MiniBatchKMeansAdapter",
+    "MiniBatchNMFAdapter",
     "ModelAdapter",
     "Moments",
+    "OneClassSGDAdapter",
     "OneVsOneAdapter",
     "OneVsRestAdapter",
     "Params",

@@ -1,12 +1,14 @@
-"""Linear models trained by SGD: ``coef_`` and ``intercept_``."""
+"""Linear models trained by SGD: ``coef_`` and ``intercept_`` (``offset_`` for the one-class SVM)."""
 
 from __future__ import annotations
 
 
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
+from sklearn.linear_model import SGDOneClassSVM
 from sklearn.linear_model._stochastic_gradient import BaseSGDClassifier, BaseSGDRegressor
-from .base import ModelAdapter, Params, fresh_copy
+
+from .base import ModelAdapter, Params, _check_names, fresh_copy
 
 
 class LinearSGDAdapter(ModelAdapter):
@@ -70,3 +72,45 @@ class LinearSGDAdapter(ModelAdapter):
         # SGD updates these arrays in place, so they must be C-contiguous copies.
         model.coef_ = np.ascontiguousarray(params["coef_"], dtype=np.float64).copy()
         model.intercept_ = np.ascontiguousarray(params["intercept_"], dtype=np.float64).copy()
+
+
+class OneClassSGDAdapter(LinearSGDAdapter):
+    """``SGDOneClassSVM``: ``coef_`` and ``offset_``, combined by the user's rule.
+
+    The same SGD as the linear models, so the same settings are refused
+    (``average``) and the step counter ``t_`` is kept as training state. An
+    initial model has zero weights and offset, as scikit-learn's first
+    ``partial_fit`` starts. It learns no targets: ``coord.fit(X)``.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import SGDOneClassSVM
+    >>> adapter = OneClassSGDAdapter()
+    >>> model = adapter.initialize(SGDOneClassSVM(), n_features=2, classes=None)
+    >>> adapter.get_params(model)
+    {'coef_': array([0., 0.]), 'offset_': array([0.])}
+    """
+
+    families = (SGDOneClassSVM,)
+    family_names = "SGDOneClassSVM"
+
+    def initialize(
+        self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None
+    ) -> BaseEstimator:
+        model = fresh_copy(estimator)
+        model.coef_ = np.zeros(n_features)
+        model.offset_ = np.zeros(1)
+        model.n_features_in_ = n_features
+        model.t_ = 1.0
+        return model
+
+    def get_params(self, model: BaseEstimator) -> Params:
+        return {"coef_": np.array(model.coef_), "offset_": np.array(model.offset_)}
+
+    def set_params(self, model: BaseEstimator, params: Params) -> None:
+        _check_names(params, ["coef_", "offset_"], "SGDOneClassSVM")
+        model.coef_ = np.ascontiguousarray(params["coef_"], dtype=np.float64).copy()
+        model.offset_ = np.ascontiguousarray(params["offset_"], dtype=np.float64).copy()
+
+    def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
+        model.partial_fit(X)  # y is the placeholder the coordinator asks for
