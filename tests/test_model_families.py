@@ -237,8 +237,8 @@ def test_minibatch_kmeans_aggregate_is_one_minibatch_of_all_new_points():
     np.testing.assert_array_equal(params["_counts"], central._counts)
 
 
-@pytest.mark.parametrize("init", ["k-means++", "random", np.zeros((2, 2))], ids=["k-means++", "random", "2-centers"])
-def test_minibatch_kmeans_needs_an_array_of_initial_centers(init):
+@pytest.mark.parametrize("init", [np.zeros((2, 2)), np.zeros(3)], ids=["2-centers", "1-d"])
+def test_minibatch_kmeans_init_array_must_hold_n_clusters_centers(init):
     with pytest.raises(ValueError, match="^init"):
         adapter_for(MiniBatchKMeans(n_clusters=3, init=init))
 

@@ -69,6 +69,23 @@ class ModelAdapter:
         """Return an unfitted clone of ``estimator`` made ready for ``partial_fit``."""
         raise NotImplementedError
 
+    def init_sample_size(self, estimator: BaseEstimator) -> int:
+        """Rows of training data the initial model is chosen from; 0 (the default): none.
+
+        For a positive size the coordinator builds the first global model with
+        :meth:`initialize_from_sample` instead of :meth:`initialize`, from that
+        many rows drawn where the blocks live (see ``fedplugin.data_init``).
+        :meth:`initialize` must still build a model of the right shape without
+        data: workers and checks use it as a skeleton for the global parameters.
+        """
+        return 0
+
+    def initialize_from_sample(
+        self, estimator: BaseEstimator, sample: np.ndarray, classes: np.ndarray | None
+    ) -> BaseEstimator:
+        """The initial model chosen from ``sample``, rows drawn uniformly from the training data."""
+        return self.initialize(estimator, sample.shape[1], classes)
+
     def get_params(self, model: BaseEstimator) -> Params:
         """Return copies of the learned parameters of ``model``, by attribute name."""
         raise NotImplementedError
