@@ -1,15 +1,20 @@
-"""Clustering estimators: MiniBatchKMeans with a data-driven init (issue 11)."""
+"""Clustering estimators: MiniBatchKMeans with a data-driven init, Birch (issue 11)."""
 
+import copy
 from functools import partial
 
 import dask.array as da
 import numpy as np
 import pytest
-from sklearn.cluster import MiniBatchKMeans
+from sklearn.cluster import Birch, KMeans, MiniBatchKMeans
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import adjusted_rand_score
+
+from fedplugin import Coordinator, FederatedModelPlugin
 
 from fedplugin.adapters import adapter_for
+from fedplugin.adapters.birch import TREE
 from fedplugin.adapters.kmeans import initial_centers
 from fedplugin.blocks import prepare
 from fedplugin.data_init import initial_model, sample_blocks
@@ -96,3 +101,57 @@ def test_settings_that_cannot_choose_the_initial_centers_are_refused():
         adapter_for(MiniBatchKMeans(2, init=np.zeros(2)))
     with pytest.raises(ValueError, match="candidate 1: MiniBatchKMeans.* chooses its initial model from the training data"):
         adapter_for(CandidateSet([MiniBatchKMeans(2, init=np.eye(2)), MiniBatchKMeans(2)]))
+    with pytest.raises(ValueError, match=r"n_clusters=KMeans\(\) is not supported; expected an int or None"):
+        adapter_for(Birch(n_clusters=KMeans()))
+    with pytest.raises(ValueError, match="The 'threshold' parameter of Birch must be a float in the range"):
+        FederatedModelPlugin(Birch(threshold=-1.0))
+
+
+# ---------------------------------------------------------------------- Birch
+def leaf_subclusters(model):
+    return [sub for leaf in model._get_leaves() for sub in leaf.subclusters_]
+
+
+def refuse(updates, weights):
+    raise AssertionError("Birch combines CF entries exactly, without the user's rule")
+
+
+def test_federated_birch_accounts_for_every_sample_and_agrees_with_a_central_birch(shared_client, unique_name, tmp_path):
+    X, _ = blobs(4_000)
+    with federated_session(shared_client, Birch(n_clusters=4), name=unique_name, block_size=250, sync=4, progress=False) as coord:
+        model = coord.fit(X).global_model()
+        path = coord.save(tmp_path / "birch")
+        coord.fit(X[:500])
+        back = Coordinator.resume(shared_client, unique_name, path, progress=False)
+        resumed = back.global_model()
+        back.close()
+    subs = leaf_subclusters(model)
+    assert sum(sub.n_samples_ for sub in subs) == len(X)
+    np.testing.assert_allclose(sum(sub.linear_sum_ for sub in subs), X.sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(sum(sub.squared_sum_ for sub in subs), (X**2).sum(), rtol=1e-9)
+    assert max(sub.radius for sub in subs) <= model.threshold, "every merge kept Birch's threshold"
+    central = Birch(n_clusters=4).fit(X)
+    assert adjusted_rand_score(central.predict(X), model.predict(X)) > 0.999
+    np.testing.assert_array_equal(resumed.subcluster_centers_, model.subcluster_centers_)
+
+
+def test_birch_merge_keeps_what_a_worker_learned_since_its_update():
+    X, _ = blobs(1_200)
+    estimator = Birch(n_clusters=4)
+    adapter = adapter_for(estimator)
+    start = adapter.initialize(estimator, 2, None)
+    worker, other = copy.deepcopy(start), copy.deepcopy(start)
+    adapter.partial_fit(worker, X[:400], None)
+    adapter.partial_fit(other, X[400:800], None)
+    snapshot = adapter.get_params(worker)
+    new_global = adapter.aggregate(refuse, [snapshot, adapter.get_params(other)], [400, 400], adapter.get_params(start))
+    adapter.partial_fit(worker, X[800:], None)  # the worker goes on while the round is combined
+    merged = adapter.merge(new_global, adapter.get_params(worker), snapshot)
+    assert all(np.array_equal(merged[name], new_global[name]) for name in TREE)
+    local = adapter.initialize(estimator, 2, None)
+    adapter.set_params(local, merged)
+    assert sum(sub.n_samples_ for sub in leaf_subclusters(local)) == 1_200
+    final = adapter.initialize(estimator, 2, None)
+    adapter.set_params(final, adapter.aggregate(refuse, [merged], [400], new_global))
+    assert sum(sub.n_samples_ for sub in leaf_subclusters(final)) == 1_200
+    np.testing.assert_allclose(sum(sub.linear_sum_ for sub in leaf_subclusters(final)), X.sum(axis=0), rtol=1e-9)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Moments, ModelAdapter, Params, fresh_copy
+from .birch import BirchAdapter
 from .kmeans import MiniBatchKMeansAdapter
 from .mlp import MLPAdapter
 from .naive_bayes import CategoricalNBAdapter, DiscreteNBAdapter, GaussianNBAdapter
@@ -37,6 +38,7 @@ ADAPTERS: list[type[ModelAdapter]] = [
     StandardScalerAdapter,
     MinMaxScalerAdapter,
     MaxAbsScalerAdapter,
+    BirchAdapter,
 ]
 
 
@@ -99,4 +101,5 @@ __all__ = [
     "adapter_for",
     "fresh_copy",
     "supported_families",
+    "BirchAdapter",
 ]

@@ -43,6 +43,9 @@ class ModelAdapter:
     #: False when some parameters are not weights a server optimizer may step
     #: (flags, counters); exact families refuse one anyway.
     takes_server_optimizer: ClassVar[bool] = True
+    #: False when the parameters' shapes grow with training (Birch's CF tree):
+    #: a checkpoint is then checked for its names and trailing dimensions only.
+    fixed_shapes: ClassVar[bool] = True
 
     def validate(self, estimator: BaseEstimator) -> None:
         """Raise ``ValueError`` if ``estimator``'s settings cannot be federated."""
