@@ -15,7 +15,8 @@ sample travels to the client. Every row of block ``i`` gets a random key from
 the smallest keys over all blocks, a uniform sample without replacement that
 depends only on the seed and the blocks. A block sends only its rows with the
 smallest keys below a threshold set so that, when the number of rows is
-known, about ``size`` rows travel in all.
+known, about ``size`` rows travel in all. A lazy dask block is computed once
+more for this (a persisted one is read where it lives).
 
 Examples
 --------
