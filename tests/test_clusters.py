@@ -155,3 +155,14 @@ def test_birch_merge_keeps_what_a_worker_learned_since_its_update():
     adapter.set_params(final, adapter.aggregate(refuse, [merged], [400], new_global))
     assert sum(sub.n_samples_ for sub in leaf_subclusters(final)) == 1_200
     np.testing.assert_allclose(sum(sub.linear_sum_ for sub in leaf_subclusters(final)), X.sum(axis=0), rtol=1e-9)
+
+
+def test_a_birch_fitted_elsewhere_loads_as_the_global_model():
+    X, _ = blobs(600)
+    central = Birch(n_clusters=4).fit(X)
+    adapter = adapter_for(Birch(n_clusters=4))
+    model = adapter.initialize(Birch(n_clusters=4), 2, None)
+    adapter.set_params(model, adapter.get_params(central))
+    np.testing.assert_array_equal(model.subcluster_centers_, central.subcluster_centers_)
+    np.testing.assert_array_equal(model.predict(X), central.predict(X))
+    assert all(np.array_equal(value, adapter.get_params(central)[name]) for name, value in adapter.get_params(model).items())

@@ -107,7 +107,14 @@ class BirchAdapter(ModelAdapter):
         return model
 
     def get_params(self, model: BaseEstimator) -> Params:
-        return {name: np.array(value) for name, value in {**model._fed_tree, **model._fed_new}.items()}
+        """The tree it started from and the new entries; a model without new entries: its own tree.
+
+        So a ``Birch`` fitted anywhere (``coord.set_global_model``) gives its tree.
+        """
+        new = getattr(model, "_fed_new", None)
+        if new is None or not len(new["new_n_"]):
+            return {**_flatten(model.root_, model.dummy_leaf_), **_no_entries(model.n_features_in_)}
+        return {name: np.array(value) for name, value in {**model._fed_tree, **new}.items()}
 
     def set_params(self, model: BaseEstimator, params: Params) -> None:
         """Rebuild the tree exactly, then insert the new entries into it (the local model learned them)."""
