@@ -47,6 +47,13 @@ class CandidateSetAdapter(ModelAdapter):
                 inner.append(adapter_for(candidate))
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"candidate {index}: {exc}") from exc
+            if inner[-1].init_sample_size(candidate):
+                # A candidate set starts every candidate without data (also in its own partial_fit).
+                raise ValueError(
+                    f"candidate {index}: {candidate!r} chooses its initial model from the training data, "
+                    "which a candidate set does not sample; expected an explicit start, e.g. "
+                    "init=sklearn.cluster.kmeans_plusplus(X_sample, n_clusters)[0]"
+                )
         kinds = {get_tags(candidate).estimator_type for candidate in candidates}
         if len(kinds) > 1:
             raise ValueError(f"candidates mix estimator types {sorted(map(str, kinds))}; expected one type")

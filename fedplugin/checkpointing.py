@@ -118,7 +118,8 @@ def check_fits(saved: Checkpoint, estimator: Any, classes: Any, adapter: Any, pa
             f"classes={np.asarray(classes).tolist()}: expected the same classes"
         )
     expected = adapter.get_params(adapter.initialize(estimator, model.n_features, model.classes))
-    shapes = {k: np.shape(v) for k, v in model.params.items()}
-    wanted = {k: np.shape(v) for k, v in expected.items()}
+    shape = np.shape if adapter.fixed_shapes else (lambda value: np.shape(value)[1:])
+    shapes = {k: shape(v) for k, v in model.params.items()}
+    wanted = {k: shape(v) for k, v in expected.items()}
     if shapes != wanted:
         raise ValueError(f"the checkpoint at {path} has parameters {shapes}; plugin {name!r} expects {wanted}")

@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
 from .checkpoint_format import check_storable
 from .checkpointing import CheckpointMixin
+from .data_init import sample_batch, sample_blocks
 from .callbacks import EarlyStopping, as_callbacks
 from .engine import RoundEngine
 from .deploy import resolve_plugin
@@ -263,7 +265,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         self._check_aggregator(data)
         with self._rollback_on_error():
             if self._global is None:
-                self._initialize(data.n_features, data.classes)
+                draw = partial(sample_blocks, self.client, data.blocks, n_samples=data.n_samples)
+                self._initialize(data.n_features, data.classes, draw)
             self._ensure_workers_current()
             self._run(BlockSource.from_data(data, epochs, self._workers()), data.n_samples and data.n_samples * epochs)
         return self
@@ -316,7 +319,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             raise ValueError("the stream is empty; expected at least one (X, y) batch")
         with self._rollback_on_error():
             if self._global is None:
-                self._initialize(n_columns(as_rows(first[0])), classes)
+                self._initialize(n_columns(as_rows(first[0])), classes, partial(sample_batch, first[0]))
                 feed.n_features = self._global.n_features
             self._ensure_workers_current()
             self._run(StreamSource(feed, self._workers()), None)

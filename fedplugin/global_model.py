@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import store, tasks
+from .data_init import Draw, initial_model
 from .open_rounds import OpenRound
 from .exchange import close_round
 from .predicting import apply_dask, is_dask, score_dask
@@ -46,8 +47,9 @@ class GlobalModelMixin:
         self._autosave()
         return self.version
 
-    def _initialize(self, n_features: int, classes: np.ndarray | None) -> None:
-        model = self.adapter.initialize(self.estimator, n_features, classes)
+    def _initialize(self, n_features: int, classes: np.ndarray | None, draw: Draw) -> None:
+        """Publish the first global model; ``draw`` samples the data if the adapter wants some."""
+        model = initial_model(self.adapter, self.estimator, n_features, classes, draw)
         self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0))
 
     def _ensure_workers_current(self) -> None:

@@ -40,7 +40,7 @@ COMPAT = {
         "test_naive_bayes_aggregate_equals_learning_everything",
         "test_minibatch_kmeans_initialize_matches_its_first_partial_fit",
         "test_minibatch_kmeans_aggregate_is_one_minibatch_of_all_new_points",
-        "test_minibatch_kmeans_needs_an_array_of_initial_centers",
+        "test_minibatch_kmeans_init_array_must_hold_n_clusters_centers",
         "test_federated_naive_bayes_and_minibatch_kmeans",
     },
     "test_coordinator.py": {

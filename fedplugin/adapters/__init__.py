@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Moments, ModelAdapter, Params, fresh_copy
+from .birch import BirchAdapter
 from .decomposition import LatentDirichletAllocationAdapter, MiniBatchDictionaryLearningAdapter, MiniBatchNMFAdapter
 from .incremental_pca import IncrementalPCAAdapter
 from .kmeans import MiniBatchKMeansAdapter
@@ -42,6 +43,7 @@ ADAPTERS: list[type[ModelAdapter]] = [
     StandardScalerAdapter,
     MinMaxScalerAdapter,
     MaxAbsScalerAdapter,
+    BirchAdapter,
     OneClassSGDAdapter,
     BernoulliRBMAdapter,
     MiniBatchNMFAdapter,
@@ -125,4 +127,5 @@ __all__ = [
     "adapter_for",
     "fresh_copy",
     "supported_families",
+    "BirchAdapter",
 ]

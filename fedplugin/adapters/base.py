@@ -43,6 +43,9 @@ class ModelAdapter:
     #: False when some parameters are not weights a server optimizer may step
     #: (flags, counters); exact families refuse one anyway.
     takes_server_optimizer: ClassVar[bool] = True
+    #: False when the parameters' shapes grow with training (Birch's CF tree):
+    #: a checkpoint is then checked for its names and trailing dimensions only.
+    fixed_shapes: ClassVar[bool] = True
 
     def validate(self, estimator: BaseEstimator) -> None:
         """Raise ``ValueError`` if ``estimator``'s settings cannot be federated."""
@@ -84,6 +87,23 @@ class ModelAdapter:
     ) -> BaseEstimator:
         """Return an unfitted clone of ``estimator`` made ready for ``partial_fit``."""
         raise NotImplementedError
+
+    def init_sample_size(self, estimator: BaseEstimator) -> int:
+        """Rows of training data the initial model is chosen from; 0 (the default): none.
+
+        For a positive size the coordinator builds the first global model with
+        :meth:`initialize_from_sample` instead of :meth:`initialize`, from that
+        many rows drawn where the blocks live (see ``fedplugin.data_init``).
+        :meth:`initialize` must still build a model of the right shape without
+        data: workers and checks use it as a skeleton for the global parameters.
+        """
+        return 0
+
+    def initialize_from_sample(
+        self, estimator: BaseEstimator, sample: np.ndarray, classes: np.ndarray | None
+    ) -> BaseEstimator:
+        """The initial model chosen from ``sample``, rows drawn uniformly from the training data."""
+        return self.initialize(estimator, sample.shape[1], classes)
 
     def get_params(self, model: BaseEstimator) -> Params:
         """Return copies of the learned parameters of ``model``, by attribute name."""
