@@ -15,7 +15,9 @@ each round, on the worker that combines it, :class:`DPFedAvg`
    counts the same, whatever it trained;
 4. with adaptive clipping, moves ``clip_norm`` geometrically toward the
    ``target_quantile`` of the update norms, from a noised count of the
-   updates it did not clip (Andrew et al.'s Algorithm 1).
+   updates it did not clip, each counted as ``+1/2`` and each clipped one as
+   ``-1/2`` so that one worker moves the count by at most ``1/2`` (Andrew et
+   al.'s Algorithm 1, as TensorFlow Federated implements it).
 
 Each round is one ``PoissonSampledDpEvent(sampling_rate,
 GaussianDpEvent(noise_multiplier))`` (the bare ``GaussianDpEvent`` when the
@@ -267,18 +269,19 @@ class DPFedAvg(Aggregator):
         base = np.concatenate([np.ravel(np.asarray(current[n], dtype=np.float64)) for n in names])
         kept = [u for u in updates if rng.random() < self.sampling_rate] if self.sampling_rate < 1 else list(updates)
         denominator = self.sampling_rate * len(updates)
-        total, unclipped = np.zeros_like(base), 0
+        total, centered = np.zeros_like(base), 0.0
         for update in kept:
             flat = np.concatenate([np.ravel(np.asarray(update[n], dtype=np.float64)) for n in names])
             clipped, norm = clip(flat - base, clip_norm)
             total += clipped
-            unclipped += norm <= clip_norm
+            # Centred bits: one worker more or less moves the count by 1/2 (Andrew et al.)
+            centered += (norm <= clip_norm) - 0.5
         noise = rng.normal(0.0, self.update_noise_multiplier * clip_norm, size=base.shape)
         flat_new = base + (total + noise) / denominator
         if self.adaptive_clipping:
             stddev = self.noise_multiplier if self.count_stddev is None else self.count_stddev
-            fraction = (unclipped + rng.normal(0.0, stddev)) / denominator
-            clip_norm *= math.exp(-self.clip_learning_rate * (fraction - self.target_quantile))
+            unclipped = (centered + rng.normal(0.0, stddev)) / denominator + 0.5
+            clip_norm *= math.exp(-self.clip_learning_rate * (unclipped - self.target_quantile))
         _add_round(events, self.sampling_rate, self.noise_multiplier)
         new_state = {"rule": RULE_NAME, "clip_norm": clip_norm, "events": events,
                      "epsilon": epsilon_spent(events, self.delta), "delta": self.delta}

@@ -89,6 +89,14 @@ def test_epsilon_is_what_dp_accounting_composes_for_the_same_events(tmp_path):
     assert fresh.extra["server"]["events"] == [[1.0, 2.0, 1]]
 
 
+def test_one_adaptive_step_is_andrew_et_al_geometric_update():
+    # norms 0.5, 2, 3, 4 against C = 1: a quarter unclipped, target 0.5 -> C * exp(-0.2 * (0.25 - 0.5))
+    rule = DPFedAvg(TINY, clip_norm=1.0, adaptive_clipping=True, target_quantile=0.5, count_stddev=TINY, seed=0)
+    offsets = [{"coef_": [[0.6 * k]], "intercept_": [0.8 * k]} for k in (0.5, 2.0, 3.0, 4.0)]
+    new = offsets_round(rule, linear({"coef_": [[0.0]], "intercept_": [0.0]}), offsets)
+    assert new.extra["server"]["clip_norm"] == pytest.approx(np.exp(0.05), rel=1e-9)
+
+
 @pytest.mark.parametrize("start", [0.1, 100.0])
 def test_adaptive_clipping_moves_the_clip_norm_to_the_target_quantile(start):
     # ten workers whose updates have norms 1, 2, ..., 10: the median lies between 5 and 6
