@@ -18,6 +18,7 @@ from .history import Round
 from .ownership import forget
 from .plotting import plot_history
 from .plugin import FederatedModelPlugin
+from .privacy import DPFedAvg
 from .robust import Bulyan, MultiKrum
 from .server_optimizers import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedYogi, ServerOptimizer
 from .sampling import WorkerSample
@@ -37,6 +38,7 @@ __all__ = [
     "CandidateSet",
     "Checkpoint",
     "Coordinator",
+    "DPFedAvg",
     "DriftThreshold",
     "EarlyStopping",
     "FedAdagrad",

@@ -245,8 +245,8 @@ def nestable(obj: Any, where: str) -> Rule:
     rule = as_aggregator(obj)
     if getattr(rule, "needs_global", False):
         raise TypeError(
-            f"{where}={rule!r} is a server optimizer, which steps the whole global model; expected a "
-            "plain rule here: pass the server optimizer as the aggregator, with base= for this rule"
+            f"{where}={rule!r} is {getattr(rule, 'kind', 'a server optimizer')}, which steps the whole global "
+            "model; expected a plain rule here: pass it as the aggregator (a server optimizer takes base= for this rule)"
         )
     return rule
 

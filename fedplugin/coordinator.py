@@ -68,9 +68,10 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         How to combine the workers' parameters: an
         :class:`~fedplugin.Aggregator`, any callable
         ``rule(updates, weights) -> dict``, ``{parameter name: rule}``, or a
-        server optimizer such as :class:`~fedplugin.FedAdam` (refused for
-        families combined exactly). It runs on the worker that closes each
-        round, so it must pickle.
+        server optimizer such as :class:`~fedplugin.FedAdam`, or
+        :class:`~fedplugin.DPFedAvg` for differential privacy (both refused
+        for families combined exactly). It runs on the worker that closes
+        each round, so it must pickle.
     block_size : int, default 4096
         Rows per block when numpy input (or a stream) is split into blocks.
     max_task_blocks : int, default 64

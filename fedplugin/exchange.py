@@ -25,6 +25,7 @@ from typing import Any
 from distributed.protocol import Serialize, to_serialize
 
 from . import store
+from .privacy import privacy_spent
 from .rounds import Update, next_global
 from .store import GlobalModel, params_nbytes
 
@@ -55,6 +56,8 @@ class RoundSummary:
         Time the aggregating worker spent, of which ``pull_seconds`` fetching
         the updates, ``combine_seconds`` computing the new model and
         ``push_seconds`` storing it and pushing it to every worker.
+    epsilon : float or None
+        Privacy spent so far, with :class:`~fedplugin.DPFedAvg` (else ``None``).
     """
 
     version: int
@@ -69,6 +72,7 @@ class RoundSummary:
     pull_seconds: float = 0.0
     combine_seconds: float = 0.0
     push_seconds: float = 0.0
+    epsilon: float | None = None
 
 
 async def close_round(
@@ -130,6 +134,7 @@ async def close_round(
         pull_seconds=pulled - start,
         combine_seconds=combined - pulled,
         push_seconds=loop.time() - combined,
+        epsilon=privacy_spent(new),
     )
 
 
@@ -139,7 +144,7 @@ async def _push_again(name: str, model: GlobalModel, participants: list[str], wo
     seconds = asyncio.get_running_loop().time() - start
     return RoundSummary(
         version=model.version, rounds=model.rounds, workers=sorted(participants), everyone=everyone,
-        bytes_down=model.nbytes() * sent, seconds=seconds, push_seconds=seconds,
+        bytes_down=model.nbytes() * sent, seconds=seconds, push_seconds=seconds, epsilon=privacy_spent(model),
     )
 
 

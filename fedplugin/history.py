@@ -65,6 +65,10 @@ class Round:
         fetching the updates from the workers, ``compute_seconds`` computing
         the new global model, ``push_seconds`` storing it on the scheduler and
         pushing it to every worker.
+    epsilon : float or None
+        With :class:`~fedplugin.DPFedAvg` as the aggregator, the privacy
+        spent so far by the global model, at the rule's ``delta`` (``None``
+        otherwise).
     """
 
     round: int
@@ -87,6 +91,7 @@ class Round:
     pull_seconds: float = 0.0
     compute_seconds: float = 0.0
     push_seconds: float = 0.0
+    epsilon: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +109,7 @@ def round_record(rnd: Any, summary: Any, trigger: str, total_samples: int, onlin
         metrics={"online_score": sum(rnd.score_by.values()) / samples} if online else {}, client_bytes=rnd.client_bytes,
         combine_seconds=summary.seconds, pull_seconds=summary.pull_seconds,
         compute_seconds=summary.combine_seconds, push_seconds=summary.push_seconds,
+        epsilon=getattr(summary, "epsilon", None),
     )
 
 

@@ -42,7 +42,9 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
        back to them (``bytes_down``) and both together, cumulative;
     4. metrics: every numeric entry found in the rounds' ``metrics`` dicts, one
        line each over the rounds that have it; when no round has a numeric
-       metric, the total samples trained instead.
+       metric, the total samples trained instead. When the rounds record
+       the privacy spent (``epsilon``, with :class:`~fedplugin.DPFedAvg`),
+       it is drawn on a second vertical axis of this panel, on the right.
 
     Parameters
     ----------
@@ -119,6 +121,7 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
     _rounds_panel(round_axes, rounds, elapsed, colormaps, to_hex)
     _traffic_panel(traffic, rounds, elapsed, EngFormatter)
     _metrics_panel(metric_axes, rounds, elapsed, EngFormatter)
+    _privacy_line(metric_axes, rounds, elapsed)
     time_label = "wall time of the rounds (s, cumulative)"
     for i, axes in enumerate(panels):
         if ax is not None or i >= 2:  # a grid of our own shares x: label the bottom row
@@ -216,6 +219,19 @@ def _metrics_panel(axes: Any, rounds: list, elapsed: np.ndarray, formatter: Any)
         axes.set_ylabel("total samples")
         axes.yaxis.set_major_formatter(formatter())
         axes.set_ylim(bottom=0)
+
+
+def _privacy_line(axes: Any, rounds: list, elapsed: np.ndarray) -> None:
+    """Epsilon spent, on a right-hand axis of the metrics panel, when the rounds record it."""
+    present = [i for i, r in enumerate(rounds) if _is_number(r.get("epsilon"))]
+    if not present:
+        return
+    privacy = axes.twinx()
+    values = [float(rounds[i]["epsilon"]) for i in present]
+    privacy.plot(elapsed[present], values, marker=".", linestyle="--", color="tab:red", label="epsilon spent")
+    privacy.set_ylabel("epsilon spent (privacy)", color="tab:red")
+    privacy.set_ylim(bottom=0)
+    privacy.tick_params(axis="y", labelcolor="tab:red")
 
 
 #: The fields of a Round that plot_history reads.

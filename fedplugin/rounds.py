@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .privacy import DPFedAvg
 from .server_optimizers import ServerOptimizer
 from .store import SERVER_STATE, GlobalModel
 
@@ -113,7 +114,10 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
 
 
 def _combine(current: GlobalModel, finite: list[Update], rule: Any, adapter: Any) -> tuple[dict[str, np.ndarray], Any]:
-    """The new parameters and server optimizer state (``None`` for a plain rule)."""
+    """The new parameters and server optimizer (or privacy) state (``None`` for a plain rule)."""
+    if isinstance(rule, DPFedAvg):
+        rule.check_family(adapter)
+        return rule.combine(current.params, [u.params for u in finite], current.extra.get(SERVER_STATE))
     optimizer = rule if isinstance(rule, ServerOptimizer) else None
     if optimizer is not None and (adapter.exact_aggregation or not adapter.takes_server_optimizer):
         raise ValueError(f"aggregator={rule!r} is a server optimizer, which {type(adapter).__name__} refuses")

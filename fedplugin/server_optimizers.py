@@ -86,7 +86,7 @@ class ServerOptimizer(Aggregator):
     def __init__(self, base: Any = None) -> None:
         base = WeightedMean() if base is None else base
         if getattr(base, "needs_global", False):
-            raise TypeError(f"base={base!r} is a server optimizer; expected a rule that combines, such as WeightedMean()")
+            raise TypeError(f"base={base!r} is {getattr(base, 'kind', 'a server optimizer')}; expected a rule that combines, such as WeightedMean()")
         self.base = as_aggregator(base)
 
     def __call__(self, updates: Sequence[Params], weights: Sequence[float]) -> Params:
@@ -321,7 +321,7 @@ class FedAdam(_Adaptive):
 
 
 def check_rule_fits(rule: Any, adapter: Any, estimator: Any, *, given: bool = True) -> None:
-    """Refuse a server optimizer for a family whose parameters are not all weights to step.
+    """Refuse a server optimizer (or DPFedAvg) for a family whose parameters are not all weights to step.
 
     A plain rule ``given`` for a family combined exactly only warns that it
     is ignored.
@@ -335,6 +335,10 @@ def check_rule_fits(rule: Any, adapter: Any, estimator: Any, *, given: bool = Tr
         :class:`~fedplugin.CandidateSet`'s failure flags and score sums).
     """
     name = type(estimator).__name__
+    check_family = getattr(rule, "check_family", None)  # DPFedAvg
+    if check_family is not None:
+        check_family(adapter, estimator)
+        return
     if not isinstance(rule, ServerOptimizer):
         if given and adapter.exact_aggregation:
             warnings.warn(
