@@ -7,7 +7,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import SGDClassifier
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 
 from fedplugin import EveryNBatches, FederatedModelPlugin
 from fedplugin.session import federated_session
@@ -33,7 +33,8 @@ def client(shared_client):
 
 
 def text_pipeline():
-    return make_pipeline(HashingVectorizer(n_features=2**12, alternate_sign=False), SGDClassifier(random_state=0))
+    # MaxAbsScaler keeps the vectorizer's output sparse, and is pooled exactly from sparse blocks
+    return make_pipeline(HashingVectorizer(n_features=2**12, alternate_sign=False), MaxAbsScaler(), SGDClassifier(random_state=0))
 
 
 def test_texts_train_a_hashing_pipeline_from_numpy_and_from_dask(client, unique_name):

@@ -154,7 +154,12 @@ class PipelineAdapter(ModelAdapter):
     def rule_views(self, names: list[str]) -> list[list[str]]:
         """The names the user's rule sees: one list per step combined by the rule."""
         parts = split_by_step(dict.fromkeys(names, None))
-        return [sorted(parts[step]) for step, adapter in self._adapters().items() if not adapter.exact_aggregation and step in parts]
+        return [
+            view
+            for step, adapter in self._adapters().items()
+            if not adapter.exact_aggregation and step in parts
+            for view in adapter.rule_views(sorted(parts[step]))
+        ]
 
     # ----------------------------------------------------------------- model
     def initialize(self, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None) -> BaseEstimator:

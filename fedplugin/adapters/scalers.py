@@ -12,7 +12,6 @@ needs no ``y``.
 Examples
 --------
 >>> import numpy as np
-import scipy.sparse as sp
 >>> from sklearn.preprocessing import StandardScaler
 >>> adapter = StandardScalerAdapter()
 >>> start = {"n_samples_seen_": np.zeros(1), "mean_": np.zeros(2), "var_": np.zeros(2)}
@@ -28,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
