@@ -120,6 +120,29 @@ class SupportedEstimators(Directive):
         return container.children
 
 
+class EstimatorTable(Directive):
+    """A table of every scikit-learn estimator with partial_fit and how fedplugin combines it (the catalog)."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        import fedplugin.adapters
+        from fedplugin.adapters.catalog import catalog
+
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 24 26 14 36", "",
+                 "   * - estimator", "     - adapter", "     - combined", "     - needs"]
+        for row in catalog():
+            adapter = "--"
+            if row.adapter is not None:
+                module = "fedplugin.adapters" if hasattr(fedplugin.adapters, row.adapter.__name__) else row.adapter.__module__
+                adapter = f":class:`~{module}.{row.adapter.__name__}`"
+            needs = row.needs.replace("*", "\\*") or "--"
+            lines += [f"   * - ``{row.name}``", f"     - {adapter}", f"     - {row.combined}", f"     - {needs}"]
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source="fedplugin.adapters.catalog"), self.content_offset, container)
+        return container.children
+
+
 def skip_foreign_members(app, what, name, obj, skip, options):
     """Document the members a class inherits from fedplugin's own bases, not those of other packages.
 
@@ -145,4 +168,5 @@ def setup(app):
     app.connect("autodoc-skip-member", skip_foreign_members)
     app.add_directive("optional-literalinclude", OptionalLiteralInclude)
     app.add_directive("supported-estimators", SupportedEstimators)
+    app.add_directive("estimator-table", EstimatorTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

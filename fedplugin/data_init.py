@@ -40,9 +40,11 @@ from typing import Any
 import numpy as np
 from distributed import Client
 from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
 from .blocks import BlockRef, check_numpy, load_block
+from .rows import as_float, as_rows, concatenate
 from .stream import rejected_batch_message
 
 #: ``draw(size, seed)``: a sample of ``size`` rows (fewer if there are fewer) of the training data.
@@ -57,9 +59,16 @@ def initial_model(
     if not size:
         return adapter.initialize(estimator, n_features, classes)
     # A copy: a RandomState instance the user passed is not advanced (clone copies it too).
-    seed = int(check_random_state(copy.deepcopy(estimator.random_state)).randint(np.iinfo(np.int32).max))
+    seed = int(check_random_state(copy.deepcopy(_random_state(estimator))).randint(np.iinfo(np.int32).max))
     sample = draw(size, seed)
     return adapter.initialize_from_sample(estimator, sample, classes)
+
+
+def _random_state(estimator: BaseEstimator) -> Any:
+    """The estimator's ``random_state``; a pipeline's is its final step's."""
+    if isinstance(estimator, Pipeline):
+        return _random_state(estimator.steps[-1][1])
+    return getattr(estimator, "random_state", None)
 
 
 def sample_rows(X: np.ndarray, index: int, seed: int, size: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +76,7 @@ def sample_rows(X: np.ndarray, index: int, seed: int, size: int, threshold: floa
     keys = np.random.default_rng([seed, index]).random(len(X))
     kept = np.flatnonzero(keys < threshold)
     kept = kept[np.argsort(keys[kept], kind="stable")[:size]]
-    return keys[kept], np.asarray(X[kept], dtype=np.float64)
+    return keys[kept], as_float(X[kept])
 
 
 def _sample_block(index: int, x: Any, y: Any, seed: int, size: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -94,14 +103,14 @@ def sample_blocks(
     ]
     parts = client.gather(futures)
     keys = np.concatenate([k for k, _ in parts])
-    rows = np.concatenate([r for _, r in parts])
+    rows = concatenate([r for _, r in parts])
     return rows[np.argsort(keys, kind="stable")[:size]]
 
 
 def sample_batch(X: Any, size: int, seed: int) -> np.ndarray:
     """``size`` rows drawn from the first batch of a stream (the only data seen before training)."""
     try:
-        X, _, _ = check_numpy(X, np.zeros(len(X)), n_features=None, classes=None, is_classifier=False)
+        X, _, _ = check_numpy(X, np.zeros(as_rows(X).shape[0]), n_features=None, classes=None, is_classifier=False)
     except (ValueError, TypeError) as exc:
         raise type(exc)(rejected_batch_message(0, exc)) from exc
     return sample_rows(X, 0, seed, size, 1.0)[1]

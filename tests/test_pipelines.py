@@ -134,3 +134,17 @@ def test_a_server_optimizer_on_a_scaler_pipeline_is_refused_before_training(clie
 def test_a_pipeline_that_cannot_be_federated_is_refused_on_the_client(pipeline, message):
     with pytest.raises((TypeError, ValueError), match=message):
         FederatedModelPlugin(pipeline, classes=[0, 1])
+
+
+def test_a_final_kmeans_chooses_its_centers_from_the_transformed_data(client, unique_name):
+    rng = np.random.default_rng(5)
+    centers = np.array([[0.0, 0.0], [8.0, 8.0], [0.0, 8.0]])
+    X = np.vstack([c + rng.normal(size=(600, 2)) for c in centers]) * [1e3, 1e-3]
+    rng.shuffle(X)
+    pipeline = make_pipeline(StandardScaler(), MiniBatchKMeans(3, random_state=0))  # init="k-means++"
+    with federated_session(client, pipeline, name=unique_name, sync=EveryNBatches(2), block_size=300, progress=False) as coord:
+        model = coord.fit(X).global_model()
+    found = model.named_steps["standardscaler"].inverse_transform(model.named_steps["minibatchkmeans"].cluster_centers_)
+    truth = centers * [1e3, 1e-3]
+    for center in truth:  # every true center has a found one near it (not three at the origin)
+        assert np.min(np.linalg.norm((found - center) / [1e3, 1e-3], axis=1)) < 0.5

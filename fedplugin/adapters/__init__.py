@@ -31,6 +31,7 @@ from .pipeline import PipelineAdapter
 from .rbm import BernoulliRBMAdapter
 from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
 from .sgd import LinearSGDAdapter, OneClassSGDAdapter
+from .stateless import StatelessAdapter
 
 
 ADAPTERS: list[type[ModelAdapter]] = [
@@ -50,6 +51,7 @@ ADAPTERS: list[type[ModelAdapter]] = [
     MiniBatchDictionaryLearningAdapter,
     LatentDirichletAllocationAdapter,
     IncrementalPCAAdapter,
+    StatelessAdapter,
     PipelineAdapter,
     OneVsRestAdapter,
     OneVsOneAdapter,
@@ -124,6 +126,7 @@ __all__ = [
     "PipelineAdapter",
     "SelectFromModelAdapter",
     "StandardScalerAdapter",
+    "StatelessAdapter",
     "adapter_for",
     "fresh_copy",
     "supported_families",

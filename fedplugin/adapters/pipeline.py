@@ -44,6 +44,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from numbers import Integral
 from typing import Any
@@ -57,6 +58,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Binarizer, FunctionTransformer, Normalizer, PolynomialFeatures
 from sklearn.utils import get_tags
 
+from ..rows import n_columns
 from .base import ModelAdapter, Params, fresh_copy
 
 SEPARATOR = "/"
@@ -179,6 +181,33 @@ class PipelineAdapter(ModelAdapter):
             if name != model.steps[-1][0]:
                 width = _output_width(step, width)
         model.steps = steps
+        return model
+
+    def init_sample_size(self, estimator: BaseEstimator) -> int:
+        """The final step's: a ``MiniBatchKMeans`` chooses its initial centers from the data."""
+        last_name, last = estimator.steps[-1]
+        return self._adapters(estimator)[last_name].init_sample_size(last)
+
+    def initialize_from_sample(self, estimator: BaseEstimator, sample: Any, classes: np.ndarray | None) -> BaseEstimator:
+        """The initial pipeline, its final step chosen from ``sample`` as the steps before it transform it.
+
+        A mergeable step keeps the statistics of no data (the workers pool the
+        real ones); to transform the sample, a throwaway copy of it learns the
+        sample alone.
+        """
+        adapters = self._adapters(estimator)
+        model = self.initialize(estimator, n_columns(sample), classes)
+        *transformers, (last_name, _) = model.steps
+        X = sample
+        for name, step in transformers:
+            if _is_skipped(step):
+                continue
+            if name in adapters:
+                step = copy.deepcopy(step)
+                adapters[name].partial_fit(step, X, None)
+            X = step.transform(X)
+        first = adapters[last_name].initialize_from_sample(estimator.named_steps[last_name], X, classes)
+        model.steps[-1] = (last_name, first)
         return model
 
     def get_params(self, model: BaseEstimator) -> Params:
