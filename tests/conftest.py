@@ -117,20 +117,78 @@ def params_equal(a, b):
     return a.keys() == b.keys() and all(np.allclose(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(scope="module")
-def shared_client():
-    """One 2-worker cluster (processes with nannies) for a whole test module.
-
-    Tests that use it register their plugin under a name of their own, so
-    they do not see each other's models; a cluster per test costs ~2.5 s.
-    """
+def _two_worker_cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, dashboard_address=None, worker_dashboard_address=None
-    ) as cluster, Client(cluster) as client:
-        client.wait_for_workers(2)
-        yield client
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, worker_dashboard_address=None)
+    client = Client(cluster)
+    client.wait_for_workers(2)
+    return cluster, client
+
+
+class _SharedCluster:
+    """The 2-worker cluster consecutive test modules share (starting and closing one costs ~3 s).
+
+    It is opened by the first module that asks for ``shared_client`` and closed
+    before any test that uses distributed's ``client`` / ``cleanup`` fixtures,
+    which fail a test while other clusters' processes are alive.
+    """
+
+    cluster = None
+    client = None
+
+    @classmethod
+    def get(cls):
+        if cls.client is None:
+            cls.cluster, cls.client = _two_worker_cluster()
+        return cls.client
+
+    @classmethod
+    def close(cls):
+        if cls.client is not None:
+            cls.client.close()
+            cls.cluster.close()
+            cls.cluster = cls.client = None
+
+
+#: distributed.utils_test fixtures that fail a test while another cluster's processes are alive.
+_LEAK_CHECKING = {"cleanup", "loop", "loop_in_thread", "cluster_fixture"}
+
+
+def pytest_runtest_setup(item):
+    if _LEAK_CHECKING & set(getattr(item, "fixturenames", ())):
+        _SharedCluster.close()
+
+
+def pytest_sessionfinish(session):
+    _SharedCluster.close()
+
+
+def _worker_plugins(client):
+    return client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.worker_plugins))
+
+
+@pytest.fixture(scope="module")
+def shared_client(request):
+    """A 2-worker cluster (processes with nannies) for a whole test module.
+
+    Tests that use it register their plugin under a name of their own, so
+    they do not see each other's models. Modules share one cluster; the
+    worker plugins a module registered are unregistered after it, so a later
+    worker start never sets up an earlier module's plugins. A module that
+    restarts workers sets ``OWN_CLUSTER = True`` and gets a cluster of its own.
+    """
+    if getattr(request.module, "OWN_CLUSTER", False):
+        cluster, client = _two_worker_cluster()
+        with cluster, client:
+            yield client
+        return
+    client = _SharedCluster.get()
+    client.wait_for_workers(2)
+    before = set(_worker_plugins(client))
+    yield client
+    for name in set(_worker_plugins(client)) - before:
+        client.unregister_worker_plugin(name)
 
 
 @pytest.fixture

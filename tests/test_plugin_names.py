@@ -9,6 +9,9 @@ from sklearn.naive_bayes import GaussianNB, MultinomialNB
 import fedplugin
 from fedplugin import Coordinator, FederatedModelPlugin, store, tasks
 
+#: It restarts workers: not on the cluster other modules share (tests/conftest.py).
+OWN_CLUSTER = True
+
 
 @pytest.fixture
 def client(shared_client):

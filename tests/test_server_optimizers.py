@@ -41,6 +41,9 @@ HYPER = {  # the settings every comparison uses (not the defaults: they must mat
 }
 RULES = {"FedAvg": FedAvg, "FedAvgM": FedAvgM, "FedAdagrad": FedAdagrad, "FedYogi": FedYogi, "FedAdam": FedAdam}
 
+#: It restarts workers: not on the cluster other modules share (tests/conftest.py).
+OWN_CLUSTER = True
+
 
 def paper_round(kind, x, delta, s, hp):
     """One round for one coordinate: Hsu et al. (FedAvgM) or Reddi et al. Algorithm 2; ``s`` holds u, m, v."""
