@@ -80,9 +80,13 @@ def score_dask(model: BaseEstimator, X: Any, y: Any) -> float:
         return float(per_block.sum().compute())
     predictions = apply_dask(model, "predict", X)
     if is_classifier(model):
-        return float((predictions == y).mean().compute())
-    residual, total = da.compute(((y - predictions) ** 2).sum(), ((y - y.mean()) ** 2).sum())
-    return float(1 - residual / total) if total > 0 else 0.0
+        # Several outputs: a row counts when every output is right (MultiOutputClassifier.score).
+        hits = predictions == y if y.ndim == 1 else (predictions == y).all(axis=1)
+        return float(hits.mean().compute())
+    # R² per output, averaged uniformly (scikit-learn's r2_score for a 2-d y).
+    residual, total = da.compute(((y - predictions) ** 2).sum(axis=0), ((y - y.mean(axis=0)) ** 2).sum(axis=0))
+    ratios = np.divide(residual, total, out=np.ones_like(np.asarray(total, dtype=float)), where=np.asarray(total) > 0)
+    return float(np.mean(1 - ratios))
 
 
 def as_online_scorer(scoring: Any) -> Any:
