@@ -115,11 +115,12 @@ def refuse_columns(y_shape: tuple[int, ...], label: str = "y") -> None:
     >>> refuse_columns((4, 2))
     Traceback (most recent call last):
     ...
-    ValueError: y has shape (4, 2): 2 outputs, but the estimator learns one; expected a 1-d y, or the estimator wrapped in MultiOutputClassifier / MultiOutputRegressor
+    ValueError: y has shape (4, 2): 2 outputs, but fedplugin trains this estimator on one; expected a 1-d y, or the estimator wrapped in MultiOutputClassifier / MultiOutputRegressor (one model per output)
     """
+    # Estimators that learn a 2-d y natively (MLPRegressor, ...) are federated on a 1-d y only.
     raise ValueError(
-        f"{label} has shape {tuple(y_shape)}: {y_shape[1]} outputs, but the estimator learns one; expected a "
-        "1-d y, or the estimator wrapped in MultiOutputClassifier / MultiOutputRegressor"
+        f"{label} has shape {tuple(y_shape)}: {y_shape[1]} outputs, but fedplugin trains this estimator on one; "
+        "expected a 1-d y, or the estimator wrapped in MultiOutputClassifier / MultiOutputRegressor (one model per output)"
     )
 
 
