@@ -41,6 +41,7 @@ def test_a_multi_output_classifier_of_an_exact_family_equals_one_fit_on_all_the_
         assert sum(r.samples for r in coord.history) == len(X)
         central = MultiOutputClassifier(GaussianNB()).fit(X, Y)
         assert coord.score(*as_input(kind, X, Y)) == pytest.approx(central.score(X, Y))
+        probabilities = coord.predict_proba(as_input(kind, X, Y)[0])  # one array per output
         path = coord.save(tmp_path / "ckpt")
     assert type(model) is MultiOutputClassifier
     for ours, theirs in zip(model.estimators_, central.estimators_, strict=True):
@@ -49,6 +50,8 @@ def test_a_multi_output_classifier_of_an_exact_family_equals_one_fit_on_all_the_
         np.testing.assert_allclose(ours.theta_, theirs.theta_, rtol=1e-9)
         np.testing.assert_allclose(ours.var_, theirs.var_, rtol=1e-9)
     np.testing.assert_array_equal(model.predict(X), central.predict(X))
+    for ours, theirs in zip(probabilities, central.predict_proba(X), strict=True):
+        np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-9)
     saved = load_checkpoint(path).global_model
     assert saved.n_outputs == 2 and [c.tolist() for c in saved.classes] == [[0, 1], [3, 5, 7]]
 
