@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 from . import store, tasks
 from .data_init import Draw, initial_model
 from .open_rounds import OpenRound
+from .outputs import n_outputs_of
 from .exchange import close_round
 from .predicting import apply_dask, is_dask, score_dask
 from .rows import as_float, as_rows, is_items, n_columns
@@ -28,7 +29,7 @@ from .store import GlobalModel
 class GlobalModelMixin:
     """Publishing, copies of and predictions with the global model, for a coordinator.
 
-    Needs ``client``, ``name``, ``estimator``, ``adapter``, ``version``,
+    Needs ``client``, ``name``, ``estimator``, ``classes``, ``adapter``, ``version``,
     ``rounds``, ``n_features``, ``_global``, ``_cache``, ``_check_fitted()``,
     ``_autosave()`` and ``_workers()``.
     """
@@ -55,8 +56,8 @@ class GlobalModelMixin:
         self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0, n_outputs=n_outputs))
 
     def _n_outputs(self) -> int | None:
-        """The global model's outputs (``None``: 1-d ``y``, or not known before the first fit)."""
-        return None if self._global is None else self._global.n_outputs
+        """The outputs ``y`` must have: the global model's, else one per list of classes (``None``: any, or 1-d)."""
+        return n_outputs_of(self.classes) if self._global is None else self._global.n_outputs
 
     def _ensure_workers_current(self) -> None:
         """Workers that do not hold the current version fetch it from the store."""

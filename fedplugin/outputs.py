@@ -106,7 +106,7 @@ def check_columns(y: np.ndarray, n_outputs: int | None, label: str) -> None:
     if n_outputs is not None and y.shape[1] != n_outputs:
         from .blocks import DataDoesNotFitModel  # blocks imports this module
 
-        raise DataDoesNotFitModel(f"{label} has {y.shape[1]} columns; expected {n_outputs} outputs, as the model has")
+        raise DataDoesNotFitModel(f"{label} has {y.shape[1]} columns; expected {n_outputs} outputs, one per output of the model")
 
 
 def refuse_columns(y_shape: tuple[int, ...], label: str = "y") -> None:
@@ -168,14 +168,14 @@ def shape_targets(y: Any, *, multi_output: bool, n_outputs: int | None, label: s
     """``y`` (numpy or dask) as the estimator learns it: 1-d, or 2-d for a multi-output estimator.
 
     A single-output estimator's ``y`` of one column becomes 1-d; several
-    columns are refused (:func:`refuse_columns`).
+    columns are refused (``refuse_columns``).
 
     >>> shape_targets(np.zeros((3, 1)), multi_output=False, n_outputs=None).shape
     (3,)
     >>> shape_targets(np.zeros((3, 2)), multi_output=True, n_outputs=3)
     Traceback (most recent call last):
     ...
-    fedplugin.blocks.DataDoesNotFitModel: y has 2 columns; expected 3 outputs, as the model has
+    fedplugin.blocks.DataDoesNotFitModel: y has 2 columns; expected 3 outputs, one per output of the model
     """
     if multi_output:
         check_columns(y, n_outputs, label)

@@ -19,7 +19,7 @@ import numpy as np
 from distributed import Client
 
 from .blocks import BlockRef, check_numpy, scatter_blocks, split_rows
-from .outputs import n_outputs_of, shape_targets
+from .outputs import shape_targets
 from .rows import concatenate
 
 
@@ -87,9 +87,7 @@ class StreamFeeder:
         self.n_features = n_features
         self.classes = classes
         self.is_classifier = is_classifier
-        self.multi_output = multi_output
-        # A multi-output classifier's classes tell its outputs before the first batch.
-        self.n_outputs = n_outputs if n_outputs is not None else n_outputs_of(classes)
+        self.multi_output, self.n_outputs = multi_output, n_outputs
         self.exhausted = False
         self.error: Exception | None = None
         self.batches_read = 0

@@ -106,8 +106,10 @@ def test_bad_targets_and_classes_of_several_outputs_are_refused_clearly(shared_c
             coord.fit(X, Y[:, 0])
         with pytest.raises(ValueError, match=r"y column 1 has labels \[7\] not in classes\[1\]=\[3, 5\]"):
             coord.fit(X, Y)
+        with pytest.raises(ValueError, match=r"y has 3 columns; expected 2 outputs"):  # two lists of classes
+            coord.fit(X, np.column_stack([np.zeros_like(Y), Y[:, :1]]))
         coord.fit(X, np.column_stack([Y[:, 0], np.where(Y[:, 1] == 7, 5, Y[:, 1])]))
-        with pytest.raises(ValueError, match=r"y has 3 columns; expected 2 outputs, as the model has"):
+        with pytest.raises(ValueError, match=r"y has 3 columns; expected 2 outputs, one per output of the model"):
             coord.fit(X, np.column_stack([Y, Y[:, :1]]))
         with pytest.raises(ValueError, match=r"block \d+: y column 1 has labels \[7\] not in classes\[1\]=\[3, 5\]"):
             coord.fit(*as_input("dask array", X, Y))
