@@ -192,8 +192,9 @@ def shape_targets(y: Any, *, multi_output: bool, n_outputs: int | None, label: s
 def find_classes_dask(y: Any) -> list[np.ndarray]:
     """The labels in each column of a 2-d dask array or dataframe ``y``, in one computation."""
     import dask
+    import dask.dataframe as dd
 
-    if hasattr(y, "columns"):
+    if isinstance(y, dd.DataFrame):
         uniques = [y[column].unique() for column in y.columns]
     else:
         import dask.array as da
@@ -204,7 +205,9 @@ def find_classes_dask(y: Any) -> list[np.ndarray]:
 
 def frame_targets(y: Any, *, multi_output: bool, n_outputs: int | None) -> Any:
     """A dask dataframe's ``y``: a series, or a dataframe of one column per output for a multi-output estimator."""
-    is_frame = hasattr(y, "columns")
+    import dask.dataframe as dd
+
+    is_frame = isinstance(y, dd.DataFrame)  # a dask series has columns too
     if multi_output:
         if not is_frame:
             raise ValueError("y is a dask series; expected a dask dataframe of one column per output")
