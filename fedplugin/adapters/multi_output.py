@@ -82,7 +82,8 @@ class _MultiOutputAdapter(PerInnerAdapter):
         raise NotImplementedError
 
     def partial_fit(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> None:
-        for estimator, column in zip(model.estimators_, y.T):
+        # A block's y of one column arrives 1-d (see fedplugin.blocks.load_block).
+        for estimator, column in zip(model.estimators_, y.reshape(len(y), -1).T, strict=True):
             self._inner().partial_fit(estimator, X, column)
 
 
