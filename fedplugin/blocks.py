@@ -32,6 +32,7 @@ from distributed import Client, Future, wait
 from sklearn.utils.multiclass import check_classification_targets
 
 from .input_kinds import input_kind, mixed_input_message
+from .outputs import check_columns, check_labels, find_classes, find_classes_dask, frame_targets, is_per_output, shape_targets
 from .rows import as_float, as_rows, check_numbers, is_items, n_columns, row_kind
 from .wording import count
 
@@ -90,9 +91,11 @@ class TrainingData:
     blocks: list[BlockRef]
     n_features: int
     n_samples: int | None
-    classes: np.ndarray | None
+    classes: Any
     #: ``"numbers"``, ``"sparse"`` or ``"items"`` (texts, dicts): see :mod:`fedplugin.rows`.
     rows: str = "numbers"
+    #: Columns of ``y`` for a multi-output estimator, ``None`` for a 1-d ``y``.
+    n_outputs: int | None = None
     # Scattered numpy blocks live only as long as this object holds their futures.
 
 
@@ -118,11 +121,13 @@ def load_block(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         y = y.load()
     if y is None:
         x, y = x
-    return as_float(as_rows(x)), np.ravel(_to_numpy(y))
+    y = _to_numpy(y)
+    # A 2-d y of several columns is a multi-output target; one column is a 1-d target.
+    return as_float(as_rows(x)), (y if y.ndim == 2 and y.shape[1] > 1 else np.ravel(y))
 
 
 def check_block(
-    index: int, X: np.ndarray, y: np.ndarray, n_features: int, classes: np.ndarray | None
+    index: int, X: np.ndarray, y: np.ndarray, n_features: int, classes: Any, n_outputs: int | None = None
 ) -> None:
     """Raise ``ValueError`` naming block ``index`` if it cannot be trained on.
 
@@ -139,6 +144,8 @@ def check_block(
             f"block {index}: X has {count(X.shape[0], 'row')} but y has {y.shape[0]}; "
             "expected the same number of rows (same row chunks / partitions)"
         )
+    if n_outputs is not None:
+        check_columns(y.reshape(len(y), -1), n_outputs, f"block {index}: y")
     if classes is not None:
         _check_labels(y, classes, f"block {index}: y")
 
@@ -150,8 +157,10 @@ def prepare(
     *,
     block_size: int,
     n_features: int | None,
-    classes: np.ndarray | None,
+    classes: Any,
     is_classifier: bool,
+    multi_output: bool = False,
+    n_outputs: int | None = None,
 ) -> TrainingData:
     """Validate ``X``/``y`` and cut them into blocks placed on the cluster.
 
@@ -160,20 +169,23 @@ def prepare(
     row chunks, emptiness. Numpy input is also checked for NaN/inf and unknown
     labels here; dask blocks are checked inside the training task, before each
     block is trained, and the coordinator rolls the global model back if one
-    fails.
+    fails. ``multi_output`` estimators learn a 2-d ``y`` of ``n_outputs`` columns.
     """
     if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
         raise ValueError(f"block_size={block_size!r} must be an int >= 1")
     x_kind, y_kind = input_kind(X, "X"), input_kind(y, "y")
     if x_kind != y_kind:
         raise TypeError(mixed_input_message(X, y, x_kind, y_kind))
+    outputs = {"multi_output": multi_output, "n_outputs": n_outputs}  # see fedplugin.outputs
     if x_kind == "numpy":
-        return _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier)
+        return _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier, outputs)
     if x_kind == "dask array":
-        return _prepare_dask_array(client, X, y, n_features, classes, is_classifier)
-    if x_kind == "dask bag":
+        return _prepare_dask_array(client, X, y, n_features, classes, is_classifier, outputs)
+    if x_kind == "dask bag" and not multi_output:
         return _prepare_dask_bag(client, X, y, n_features, classes, is_classifier)
-    return _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier)
+    if x_kind == "dask bag":
+        raise TypeError("y is a dask bag; expected numpy, dask array or dataframe input for several outputs")
+    return _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier, outputs)
 
 
 def _to_numpy(data: Any) -> np.ndarray:
@@ -186,7 +198,9 @@ class DataDoesNotFitModel(ValueError):
     """The data has other features or labels than the model it would train."""
 
 
-def _check_labels(y: np.ndarray, classes: np.ndarray, label: str) -> None:
+def _check_labels(y: np.ndarray, classes: Any, label: str) -> None:
+    if is_per_output(classes):
+        return check_labels(y.reshape(len(y), -1), classes, label)
     known = np.isin(y, classes)
     if not known.all():
         unknown = np.unique(y[~known])[:5].tolist()
@@ -205,26 +219,25 @@ def _check_empty(n_rows: int | None) -> None:
         raise ValueError("X has 0 samples; expected at least one")
 
 
-def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier) -> TrainingData:
-    X, y, classes = check_numpy(X, y, n_features=n_features, classes=classes, is_classifier=is_classifier)
+def _prepare_numpy(client, X, y, block_size, n_features, classes, is_classifier, outputs) -> TrainingData:
+    X, y, classes = check_numpy(X, y, n_features=n_features, classes=classes, is_classifier=is_classifier, **outputs)
     blocks = scatter_blocks(client, split_rows(X, y, block_size))
-    return TrainingData(blocks, n_columns(X), X.shape[0], classes, row_kind(X))
+    n_outputs = y.shape[1] if outputs["multi_output"] else None
+    return TrainingData(blocks, n_columns(X), X.shape[0], classes, row_kind(X), n_outputs)
 
 
 def check_numpy(
-    X: Any, y: Any, *, n_features: int | None, classes: np.ndarray | None, is_classifier: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Validate in-memory ``X``, ``y``; return them as numpy arrays, with the classes."""
+    X: Any, y: Any, *, n_features: int | None, classes: Any, is_classifier: bool,
+    multi_output: bool = False, n_outputs: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Validate in-memory ``X``, ``y``; return them as numpy arrays, with the classes (per column: ``multi_output``)."""
     X, y = as_rows(X), _to_numpy(y)
     if X.ndim != 2 and not is_items(X):
         raise ValueError(
             f"X has shape {X.shape}; expected a 2-d array (samples, features), a sparse matrix "
             "or a 1-d array of texts"
         )
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    if y.ndim != 1:
-        raise ValueError(f"y has shape {y.shape}; expected a 1-d array of targets")
+    y = shape_targets(y, multi_output=multi_output, n_outputs=n_outputs)
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X has {count(X.shape[0], 'sample')} but y has {y.shape[0]}; expected the same")
     _check_empty(X.shape[0])
@@ -232,7 +245,9 @@ def check_numpy(
     if not is_items(X):
         check_numbers(X, "X")
     if is_classifier:
-        if classes is None:
+        if classes is None and multi_output:
+            classes = find_classes(y)
+        elif classes is None:
             check_classification_targets(y)  # known classes make this check redundant (and it is slow)
             classes = np.unique(y)
         _check_labels(y, classes, "y")
@@ -256,15 +271,12 @@ def scatter_blocks(client: Client, pairs: list[tuple[np.ndarray, np.ndarray]], f
     ]
 
 
-def _prepare_dask_array(client, X, y, n_features, classes, is_classifier) -> TrainingData:
+def _prepare_dask_array(client, X, y, n_features, classes, is_classifier, outputs) -> TrainingData:
     import dask.array as da
 
     if X.ndim != 2:
         raise ValueError(f"X has shape {X.shape}; expected a 2-d array (samples, features)")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"y has shape {y.shape}; expected a 1-d array of targets")
+    y = shape_targets(y, **outputs)
     if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(c) for c in y.chunks[0]):
         X, y = X.compute_chunk_sizes(), y.compute_chunk_sizes()
     if X.shape[0] != y.shape[0]:
@@ -278,24 +290,24 @@ def _prepare_dask_array(client, X, y, n_features, classes, is_classifier) -> Tra
     _check_features(X.shape[1], n_features)
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
+    if y.ndim == 2 and len(y.chunks[1]) > 1:
+        y = y.rechunk({1: -1})  # a block's y holds every output
     if is_classifier and classes is None:
-        classes = da.unique(y).compute()
+        classes = find_classes_dask(y) if y.ndim == 2 else da.unique(y).compute()
     x_parts = _parts(client, X, _array_parts)
     y_parts = _parts(client, y, _array_parts)
     blocks = _block_refs(client, x_parts, y_parts, list(X.chunks[0]))
-    return TrainingData(blocks, X.shape[1], X.shape[0], classes, row_kind(X._meta))
+    n_outputs = y.shape[1] if y.ndim == 2 else None
+    return TrainingData(blocks, X.shape[1], X.shape[0], classes, row_kind(X._meta), n_outputs)
 
 
-def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier) -> TrainingData:
+def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier, outputs) -> TrainingData:
     import dask.dataframe as dd
 
     texts = isinstance(X, dd.Series) and not pd.api.types.is_numeric_dtype(X.dtype)
     if not isinstance(X, dd.DataFrame) and not texts:
         raise ValueError("X is a dask series of numbers; expected a dask dataframe (samples, features) or a series of texts")
-    if isinstance(y, dd.DataFrame):
-        if len(y.columns) != 1:
-            raise ValueError(f"y has {len(y.columns)} columns; expected a series of targets")
-        y = y[y.columns[0]]
+    y = frame_targets(y, **outputs)
     if X.npartitions != y.npartitions:
         raise ValueError(
             f"X has {count(X.npartitions, 'partition')} and y has {y.npartitions}; expected the same "
@@ -306,11 +318,12 @@ def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier) ->
     n_found = 1 if texts else len(X.columns)
     _check_features(n_found, n_features)
     if is_classifier and classes is None:
-        classes = np.sort(np.asarray(y.unique().compute()))
+        classes = find_classes_dask(y) if outputs["multi_output"] else np.sort(np.asarray(y.unique().compute()))
     x_parts = _parts(client, X, _frame_parts)
     y_parts = _parts(client, y, _frame_parts)
     blocks = _block_refs(client, x_parts, y_parts, [None] * len(x_parts))
-    return TrainingData(blocks, n_found, None, classes, "items" if texts else "numbers")
+    n_outputs = len(y.columns) if outputs["multi_output"] else None
+    return TrainingData(blocks, n_found, None, classes, "items" if texts else "numbers", n_outputs)
 
 
 def _prepare_dask_bag(client, X, y, n_features, classes, is_classifier) -> TrainingData:

@@ -107,6 +107,7 @@ def _model_document(model: GlobalModel, arrays: dict[str, np.ndarray]) -> dict[s
         "params": _encode(dict(model.params), "global_model/params", arrays),
         "classes": _encode(model.classes, "global_model/classes", arrays),
         "extra": _encode(dict(model.extra), "global_model/extra", arrays),
+        "n_outputs": model.n_outputs,
     }
 
 
@@ -224,11 +225,18 @@ class _Decoder:
         if not isinstance(params, dict) or not all(isinstance(v, np.ndarray) for v in params.values()):
             raise CheckpointContentError(f"{self.where}: the parameters are not a dict of arrays")
         classes = self.decode(doc["classes"])
-        if classes is not None and not isinstance(classes, np.ndarray):
-            raise CheckpointContentError(f"{self.where}: classes is a {type(classes).__name__}, not an array")
+        per_output = isinstance(classes, list) and all(isinstance(c, np.ndarray) for c in classes)
+        if classes is not None and not isinstance(classes, np.ndarray) and not per_output:
+            raise CheckpointContentError(
+                f"{self.where}: classes is a {type(classes).__name__}, not an array or a list of arrays"
+            )
+        n_outputs = doc.get("n_outputs")  # absent from checkpoints written before multi-output models
+        if n_outputs is not None and (isinstance(n_outputs, bool) or not isinstance(n_outputs, int)):
+            raise CheckpointContentError(f"{self.where}: n_outputs is {n_outputs!r}, not an int or null")
         return GlobalModel(
             version=doc["version"], params=params, n_features=doc["n_features"], classes=classes,
             rounds=doc["rounds"], extra=self.decode(doc["extra"]), estimator=doc["estimator"],
+            n_outputs=n_outputs,
         )
 
     def round(self, fields: Any) -> Round:

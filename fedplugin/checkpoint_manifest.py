@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .history import Round
+from .outputs import as_plain
 from .store import GlobalModel
 
 #: Value of the manifest's ``format`` field.
@@ -35,7 +36,7 @@ def build(
     from . import __version__
 
     cls = type(estimator)
-    classes = None if model.classes is None else np.asarray(model.classes).tolist()
+    classes = as_plain(model.classes)
     return {
         "format": FORMAT_NAME,
         "format_version": FORMATS["pickle" if state_name.endswith(".joblib") else "npz"][0],

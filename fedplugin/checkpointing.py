@@ -16,6 +16,7 @@ from distributed import Client
 
 from . import store
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .outputs import as_plain, same_classes
 
 
 class CheckpointMixin:
@@ -109,15 +110,12 @@ def check_fits(saved: Checkpoint, estimator: Any, classes: Any, adapter: Any, pa
             f"the checkpoint at {path} holds a {type(saved.estimator).__name__} model; plugin "
             f"{name!r} trains {type(estimator).__name__}: expected the same estimator class"
         )
-    if classes is not None and (
-        model.classes is None or not np.array_equal(np.asarray(classes), np.asarray(model.classes))
-    ):
-        saved = None if model.classes is None else model.classes.tolist()
+    if classes is not None and not same_classes(classes, model.classes):
         raise ValueError(
-            f"the checkpoint at {path} has classes={saved}; plugin {name!r} has "
-            f"classes={np.asarray(classes).tolist()}: expected the same classes"
+            f"the checkpoint at {path} has classes={as_plain(model.classes)}; plugin {name!r} has "
+            f"classes={as_plain(classes)}: expected the same classes"
         )
-    expected = adapter.get_params(adapter.initialize(estimator, model.n_features, model.classes))
+    expected = adapter.get_params(adapter.initialize_like(estimator, model))
     shape = np.shape if adapter.fixed_shapes else (lambda value: np.shape(value)[1:])
     shapes = {k: shape(v) for k, v in model.params.items()}
     wanted = {k: shape(v) for k, v in expected.items()}

@@ -261,13 +261,14 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             data = prepare(
                 self.client, X, y, block_size=self.block_size, n_features=self.n_features,
                 classes=self._classes_for_validation(), is_classifier=self._kind == "classifier",
+                multi_output=self.adapter.multi_output, n_outputs=self._n_outputs(),
             )
         check_accepted(self.estimator, data.rows, data.n_samples)
         self._check_aggregator(data)
         with self._rollback_on_error():
             if self._global is None:
                 draw = partial(sample_blocks, self.client, data.blocks, n_samples=data.n_samples)
-                self._initialize(data.n_features, data.classes, draw)
+                self._initialize(data.n_features, data.classes, draw, data.n_outputs)
             self._ensure_workers_current()
             self._run(BlockSource.from_data(data, epochs, self._workers()), data.n_samples and data.n_samples * epochs)
         return self
@@ -313,6 +314,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         feed = StreamFeeder(
             self.client, batches, max_blocks=max_blocks_in_flight, block_size=self.block_size,
             n_features=self.n_features, classes=classes, is_classifier=self._kind == "classifier",
+            multi_output=self.adapter.multi_output, n_outputs=self._n_outputs(),
         )
         with explain_mismatch(self.name, self.version):
             first = feed.peek()
@@ -320,8 +322,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             raise ValueError("the stream is empty; expected at least one (X, y) batch")
         with self._rollback_on_error():
             if self._global is None:
-                self._initialize(n_columns(as_rows(first[0])), classes, partial(sample_batch, first[0]))
-                feed.n_features = self._global.n_features
+                self._initialize(n_columns(as_rows(first[0])), classes, partial(sample_batch, first[0]), feed.outputs_of(first))
+                feed.n_features, feed.n_outputs = self._global.n_features, self._global.n_outputs
             self._ensure_workers_current()
             self._run(StreamSource(feed, self._workers()), None)
         if feed.error is not None:
@@ -354,7 +356,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
     def _check_aggregator(self, data: TrainingData) -> None:
         check = getattr(self.aggregator, "check_names", None)
         if check is not None:
-            init = self.adapter.initialize(self.estimator, data.n_features, data.classes)
+            init = self.adapter.initialize_like(self.estimator, data)
             for names in self.adapter.rule_views(list(self.adapter.get_params(init))):
                 check(names)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
@@ -52,12 +53,12 @@ Draw = Callable[[int, int], np.ndarray]
 
 
 def initial_model(
-    adapter: Any, estimator: BaseEstimator, n_features: int, classes: np.ndarray | None, draw: Draw
+    adapter: Any, estimator: BaseEstimator, n_features: int, classes: Any, draw: Draw, n_outputs: int | None = None
 ) -> BaseEstimator:
     """The first global model: from a sample drawn by ``draw`` if the adapter wants one."""
     size = adapter.init_sample_size(estimator)
     if not size:
-        return adapter.initialize(estimator, n_features, classes)
+        return adapter.initialize_like(estimator, _Shape(n_features, classes, n_outputs))
     # A copy: a RandomState instance the user passed is not advanced (clone copies it too).
     seed = int(check_random_state(copy.deepcopy(_random_state(estimator))).randint(np.iinfo(np.int32).max))
     sample = draw(size, seed)
@@ -69,6 +70,15 @@ def _random_state(estimator: BaseEstimator) -> Any:
     if isinstance(estimator, Pipeline):
         return _random_state(estimator.steps[-1][1])
     return getattr(estimator, "random_state", None)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What :meth:`~fedplugin.adapters.ModelAdapter.initialize_like` reads."""
+
+    n_features: int
+    classes: Any
+    n_outputs: int | None
 
 
 def sample_rows(X: np.ndarray, index: int, seed: int, size: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 from . import store, tasks
 from .data_init import Draw, initial_model
 from .open_rounds import OpenRound
+from .outputs import n_outputs_of
 from .exchange import close_round
 from .predicting import apply_dask, is_dask, score_dask
 from .rows import as_float, as_rows, is_items, n_columns
@@ -28,7 +29,7 @@ from .store import GlobalModel
 class GlobalModelMixin:
     """Publishing, copies of and predictions with the global model, for a coordinator.
 
-    Needs ``client``, ``name``, ``estimator``, ``adapter``, ``version``,
+    Needs ``client``, ``name``, ``estimator``, ``classes``, ``adapter``, ``version``,
     ``rounds``, ``n_features``, ``_global``, ``_cache``, ``_check_fitted()``,
     ``_autosave()`` and ``_workers()``.
     """
@@ -42,15 +43,21 @@ class GlobalModelMixin:
         params = self.adapter.get_params(model)
         n_features = int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
         classes = getattr(model, "classes_", None)
-        classes = None if classes is None else np.asarray(classes)
-        self._publish(GlobalModel(self.version + 1, params, n_features, classes, self.rounds))
+        n_outputs = len(model.estimators_) if self.adapter.multi_output else None
+        if classes is not None:  # a multi-output classifier's: one array per output
+            classes = [np.asarray(c) for c in classes] if n_outputs else np.asarray(classes)
+        self._publish(GlobalModel(self.version + 1, params, n_features, classes, self.rounds, n_outputs=n_outputs))
         self._autosave()
         return self.version
 
-    def _initialize(self, n_features: int, classes: np.ndarray | None, draw: Draw) -> None:
+    def _initialize(self, n_features: int, classes: Any, draw: Draw, n_outputs: int | None = None) -> None:
         """Publish the first global model; ``draw`` samples the data if the adapter wants some."""
-        model = initial_model(self.adapter, self.estimator, n_features, classes, draw)
-        self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0))
+        model = initial_model(self.adapter, self.estimator, n_features, classes, draw, n_outputs)
+        self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0, n_outputs=n_outputs))
+
+    def _n_outputs(self) -> int | None:
+        """The outputs ``y`` must have: the global model's, else one per list of classes (``None``: any, or 1-d)."""
+        return n_outputs_of(self.classes) if self._global is None else self._global.n_outputs
 
     def _ensure_workers_current(self) -> None:
         """Workers that do not hold the current version fetch it from the store."""
@@ -101,7 +108,7 @@ class GlobalModelMixin:
         return float(model.score(as_float(as_rows(X)), np.asarray(y)))
 
     def _build(self, model: GlobalModel) -> BaseEstimator:
-        estimator = self.adapter.initialize(self.estimator, model.n_features, model.classes)
+        estimator = self.adapter.initialize_like(self.estimator, model)
         self.adapter.set_params(estimator, copy.deepcopy(model.params))
         return estimator
 

@@ -74,7 +74,8 @@ def train_blocks(
         if token in plugin.stop_tokens:
             break
         X_block, y_block = load_block(x, y)
-        check_block(index, X_block, y_block, plugin.global_model.n_features, plugin.global_model.classes)
+        model = plugin.global_model
+        check_block(index, X_block, y_block, model.n_features, model.classes, model.n_outputs)
         if scorer is not None:
             report.score_sum += scorer(plugin.model, X_block, y_block) * len(y_block)
         diverged = train_one(plugin, index, X_block, y_block)

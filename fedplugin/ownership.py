@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator
 from . import store, tasks
 from .adapters import adapter_for
 from .blocks import DataDoesNotFitModel
+from .outputs import as_plain, same_classes
 from .store import GlobalModel
 
 
@@ -64,12 +65,11 @@ def mismatch(estimator: BaseEstimator, classes: np.ndarray | None, model: Global
     family = type(estimator).__name__
     if model.estimator and model.estimator != family:
         return f"it was trained by a {model.estimator}, not a {family}"
-    if classes is not None and (model.classes is None or not np.array_equal(classes, model.classes)):
-        stored = None if model.classes is None else np.asarray(model.classes).tolist()
-        return f"its classes are {stored}, the plugin says classes={np.asarray(classes).tolist()}"
+    if classes is not None and not same_classes(classes, model.classes):
+        return f"its classes are {as_plain(model.classes)}, the plugin says classes={as_plain(classes)}"
     try:
         adapter = adapter_for(estimator)
-        local = adapter.initialize(estimator, model.n_features, model.classes)
+        local = adapter.initialize_like(estimator, model)
         adapter.set_params(local, copy.deepcopy(model.params))
     except (ValueError, TypeError, KeyError, IndexError) as exc:  # what a model that does not fit raises
         return f"its parameters do not load into a {family} ({exc})"
@@ -78,7 +78,7 @@ def mismatch(estimator: BaseEstimator, classes: np.ndarray | None, model: Global
 
 def replace_foreign_model(client: Client, name: str, estimator: BaseEstimator, classes: Any) -> bool:
     """Drop the stored model of ``name`` with a warning if it does not fit the plugin; True if dropped."""
-    classes = None if classes is None else np.asarray(classes)
+    classes = None if classes is None or isinstance(classes, list) else np.asarray(classes)
     reason = store.on_stored(client, name, _mismatch_of, estimator, classes)
     if reason is None:
         return False

@@ -44,6 +44,7 @@ from .exchange import forward
 from .round_state import RoundState
 from .local_training import TaskReport, train_blocks
 from .ownership import mismatch
+from .outputs import per_output_classes, same_classes
 from .store import GlobalModel
 from .sync import SyncPolicy
 
@@ -62,8 +63,10 @@ class FederatedModelPlugin(WorkerPlugin):
         Unfitted estimator with ``partial_fit``; each worker trains a clone.
         Unsupported estimators are refused here, naming the supported families.
     classes : array-like, optional
-        All class labels, for classifiers. When omitted they are read from the
-        ``y`` of the first ``fit``.
+        All class labels, for classifiers; for a ``MultiOutputClassifier`` one
+        list of labels per output (``classes=[[0, 1], [0, 1, 2]]``). When
+        omitted they are read from the ``y`` of the first ``fit`` (per column
+        for several outputs).
     name : str
         Plugin name; one name per federated model. Registering a plugin with
         the same name again replaces the plugin (``idempotent = False``) and
@@ -97,15 +100,17 @@ class FederatedModelPlugin(WorkerPlugin):
         learns_classes = adapter.estimator_type(estimator) == "classifier"
         if not isinstance(name, str) or not name:
             raise TypeError(f"name={name!r} must be a non-empty string")
-        if classes is not None:
+        if classes is not None and adapter.multi_output and learns_classes:
+            classes = per_output_classes(classes)  # one list of labels per output
+        elif classes is not None:
             classes = np.unique(np.asarray(classes))
             if classes.size < 2 and learns_classes:
                 raise ValueError(f"classes={classes.tolist()} must hold at least two labels")
-        if classes is not None and not learns_classes:
-            raise ValueError(
-                f"classes={classes.tolist()} given for {type(estimator).__name__}, a regressor; "
-                "expected classes=None"
-            )
+            if not learns_classes:
+                raise ValueError(
+                    f"classes={classes.tolist()} given for {type(estimator).__name__}, a regressor; "
+                    "expected classes=None"
+                )
         self.estimator = fresh_copy(estimator)
         self.classes = classes
         self.name = name
@@ -195,9 +200,10 @@ class FederatedModelPlugin(WorkerPlugin):
             self.model is None
             or current is None
             or current.n_features != model.n_features
-            or not _same_classes(current.classes, model.classes)
+            or current.n_outputs != model.n_outputs
+            or not same_classes(current.classes, model.classes)
         ):
-            self.model = self.adapter.initialize(self.estimator, model.n_features, model.classes)
+            self.model = self.adapter.initialize_like(self.estimator, model)
             # A joining or restarted worker carries on with the workers' training
             # state (e.g. SGD's step counter), not from a first step.
             self.adapter.set_state(self.model, model.extra.get("state", {}))
@@ -216,7 +222,7 @@ class FederatedModelPlugin(WorkerPlugin):
         """
         self.merge_incoming()
         model = self.rounds.applied
-        self.model = self.adapter.initialize(self.estimator, model.n_features, model.classes)
+        self.model = self.adapter.initialize_like(self.estimator, model)
         self.adapter.set_state(self.model, model.extra.get("state", {}))
         self.adapter.set_params(self.model, copy.deepcopy(model.params))
         self.rounds.drop_updates()
@@ -373,8 +379,3 @@ def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False) ->
     # to_serialize: the arrays travel as zero-copy frames, not inside a pickle
     return None if update is None else to_serialize(update)
 
-
-def _same_classes(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return a.shape == b.shape and bool(np.all(a == b))

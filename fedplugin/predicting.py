@@ -29,13 +29,22 @@ def is_bag(X: Any) -> bool:
 
 
 def apply_dask(model: BaseEstimator, method: str, X: Any) -> Any:
-    """``model.method`` block by block: a dask array (a dask bag of items: a bag of results)."""
+    """``model.method`` block by block: a dask array (a dask bag of items: a bag of results).
+
+    A method that answers one array per output (``MultiOutputClassifier.predict_proba``)
+    gives a list of dask arrays.
+    """
     if is_bag(X):
         return X.map_partitions(lambda part: list(getattr(model, method)(np.asarray(part, dtype=object))))
     X = as_dask_array(X)
     if X.ndim == 1:  # items (texts): one per sample
         return _apply_to_items(model, method, X)
     sample = getattr(model, method)(np.zeros((1, X.shape[1])))
+    if isinstance(sample, list):  # one array per output (MultiOutputClassifier.predict_proba): a list too
+        return [
+            X.map_blocks(lambda b, i=i: getattr(model, method)(b)[i], chunks=(X.chunks[0], (s.shape[1],)), dtype=s.dtype)
+            for i, s in enumerate(sample)
+        ]
     if sample.ndim == 1:
         return X.map_blocks(lambda b: getattr(model, method)(b), drop_axis=1, dtype=sample.dtype, meta=np.empty(0, sample.dtype))
     return X.map_blocks(
@@ -80,9 +89,13 @@ def score_dask(model: BaseEstimator, X: Any, y: Any) -> float:
         return float(per_block.sum().compute())
     predictions = apply_dask(model, "predict", X)
     if is_classifier(model):
-        return float((predictions == y).mean().compute())
-    residual, total = da.compute(((y - predictions) ** 2).sum(), ((y - y.mean()) ** 2).sum())
-    return float(1 - residual / total) if total > 0 else 0.0
+        # Several outputs: a row counts when every output is right (MultiOutputClassifier.score).
+        hits = predictions == y if y.ndim == 1 else (predictions == y).all(axis=1)
+        return float(hits.mean().compute())
+    # R² per output, averaged uniformly (scikit-learn's r2_score for a 2-d y).
+    residual, total = da.compute(((y - predictions) ** 2).sum(axis=0), ((y - y.mean(axis=0)) ** 2).sum(axis=0))
+    ratios = np.divide(residual, total, out=np.ones_like(np.asarray(total, dtype=float)), where=np.asarray(total) > 0)
+    return float(np.mean(1 - ratios))
 
 
 def as_online_scorer(scoring: Any) -> Any:

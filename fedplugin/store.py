@@ -45,8 +45,9 @@ class GlobalModel:
         The learned parameters, as read by the estimator's adapter.
     n_features : int
         Number of input features.
-    classes : ndarray or None
-        Class labels for classifiers, ``None`` for regressors.
+    classes : ndarray, list of ndarray or None
+        Class labels for classifiers, ``None`` for regressors; one array of
+        labels per output for a multi-output classifier (see :mod:`fedplugin.outputs`).
     rounds : int
         Synchronization rounds completed so far.
     extra : dict
@@ -59,6 +60,9 @@ class GlobalModel:
         Class name of the estimator that trained it (empty for models stored
         by fedplugin 0.1), so that a plugin re-registered under the same name
         with another estimator does not adopt it (see :func:`fedplugin.forget`).
+    n_outputs : int or None
+        Columns of ``y`` for a multi-output estimator, ``None`` for a 1-d ``y``
+        (and for every model stored before fedplugin knew several outputs).
     """
 
     version: int
@@ -68,6 +72,7 @@ class GlobalModel:
     rounds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     estimator: str = ""
+    n_outputs: int | None = None
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

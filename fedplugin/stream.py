@@ -19,6 +19,7 @@ import numpy as np
 from distributed import Client
 
 from .blocks import BlockRef, check_numpy, scatter_blocks, split_rows
+from .outputs import shape_targets
 from .rows import concatenate
 
 
@@ -58,8 +59,12 @@ class StreamFeeder:
     n_features : int
         Features every batch must have.
     classes : ndarray or None
-        Labels every classifier batch must draw from.
+        Labels every classifier batch must draw from (one array per output
+        for a multi-output classifier).
     is_classifier : bool
+    multi_output : bool
+        Whether batches carry a 2-d ``y``, of ``n_outputs`` columns when known.
+    n_outputs : int or None
     """
 
     def __init__(
@@ -72,6 +77,8 @@ class StreamFeeder:
         n_features: int | None,
         classes: Any,
         is_classifier: bool,
+        multi_output: bool = False,
+        n_outputs: int | None = None,
     ) -> None:
         self.client = client
         self.iterator = iter(batches)
@@ -80,6 +87,7 @@ class StreamFeeder:
         self.n_features = n_features
         self.classes = classes
         self.is_classifier = is_classifier
+        self.multi_output, self.n_outputs = multi_output, n_outputs
         self.exhausted = False
         self.error: Exception | None = None
         self.batches_read = 0
@@ -96,6 +104,17 @@ class StreamFeeder:
             except StopIteration:
                 self.exhausted = True
         return self._pending
+
+    def outputs_of(self, batch: tuple[Any, Any]) -> int | None:
+        """The number of outputs ``batch``'s ``y`` has (``None``: a single-output estimator)."""
+        if not self.multi_output:
+            return None
+        y = np.asarray(batch[1])
+        try:
+            shape_targets(y, multi_output=True, n_outputs=self.n_outputs)
+        except ValueError as exc:
+            raise type(exc)(rejected_batch_message(self.batches_read, exc)) from exc
+        return y.shape[1]
 
     def __call__(self, queues: dict[str, deque], blocks: dict[int, BlockRef], target: int) -> None:
         """Read batches until ``target`` blocks (at most ``max_blocks``) are queued.
@@ -116,7 +135,8 @@ class StreamFeeder:
             try:
                 X, y = batch
                 X, y, _ = check_numpy(
-                    X, y, n_features=self.n_features, classes=self.classes, is_classifier=self.is_classifier
+                    X, y, n_features=self.n_features, classes=self.classes, is_classifier=self.is_classifier,
+                    multi_output=self.multi_output, n_outputs=self.n_outputs,
                 )
             except (ValueError, TypeError) as exc:
                 self.error = type(exc)(rejected_batch_message(self.batches_read, exc))

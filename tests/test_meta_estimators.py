@@ -101,8 +101,8 @@ def test_an_exact_inner_family_stays_exact(shared_client, unique_name, meta):
         (OneVsRestClassifier(SGDClassifier(average=True)), ValueError, r"OneVsRestClassifier\(estimator=\.\.\.\): .*average=True"),
         (SelectFromModel(GaussianNB()), ValueError, r"SelectFromModel\(estimator=\.\.\.\): .*GaussianNB should have `coef_`"),
         (SelectFromModel(SGDClassifier(), max_features=len), ValueError, r"callable max_features reads all of X"),
-        (MultiOutputRegressor(SGDRegressor()), TypeError, r"MultiOutputRegressor is not supported: it learns a 2-d y"),
-        (MultiOutputClassifier(GaussianNB()), TypeError, r"MultiOutputClassifier is not supported: it learns a 2-d y"),
+        (MultiOutputRegressor(SGDClassifier()), TypeError, r"MultiOutputRegressor\(estimator=\.\.\.\): estimator=SGDClassifier is not a regressor"),
+        (MultiOutputClassifier(KNeighborsClassifier()), TypeError, r"MultiOutputClassifier\(estimator=\.\.\.\): estimator=KNeighborsClassifier has no partial_fit"),
     ],
     ids=lambda value: type(value).__name__ if hasattr(value, "fit") else None,
 )

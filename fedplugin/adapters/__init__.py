@@ -24,7 +24,8 @@ from .birch import BirchAdapter
 from .decomposition import LatentDirichletAllocationAdapter, MiniBatchDictionaryLearningAdapter, MiniBatchNMFAdapter
 from .incremental_pca import IncrementalPCAAdapter
 from .kmeans import MiniBatchKMeansAdapter
-from .meta import OneVsOneAdapter, OneVsRestAdapter, SelectFromModelAdapter, refuse_multi_output
+from .meta import OneVsOneAdapter, OneVsRestAdapter, SelectFromModelAdapter
+from .multi_output import MultiOutputClassifierAdapter, MultiOutputRegressorAdapter
 from .mlp import MLPAdapter
 from .naive_bayes import CategoricalNBAdapter, DiscreteNBAdapter, GaussianNBAdapter
 from .pipeline import PipelineAdapter
@@ -56,6 +57,8 @@ ADAPTERS: list[type[ModelAdapter]] = [
     OneVsRestAdapter,
     OneVsOneAdapter,
     SelectFromModelAdapter,
+    MultiOutputClassifierAdapter,
+    MultiOutputRegressorAdapter,
 ]
 
 
@@ -75,8 +78,8 @@ def adapter_for(estimator: Any) -> ModelAdapter:
     Raises
     ------
     TypeError
-        If ``estimator`` is a class, lacks ``partial_fit``, belongs to no
-        supported family or learns several outputs (``MultiOutputRegressor``).
+        If ``estimator`` is a class, lacks ``partial_fit`` or belongs to no
+        supported family.
     ValueError
         If the estimator's settings cannot be federated (see the adapter).
     """
@@ -85,7 +88,6 @@ def adapter_for(estimator: Any) -> ModelAdapter:
             f"estimator={estimator.__name__} is a class; expected an instance such as "
             f"{estimator.__name__}()"
         )
-    refuse_multi_output(estimator)
     for adapter_cls in ADAPTERS:  # before the partial_fit check: a Pipeline has none of its own
         if isinstance(estimator, adapter_cls.families):
             adapter = adapter_cls()
@@ -114,6 +116,8 @@ __all__ = [
     "MLPAdapter",
     "MaxAbsScalerAdapter",
     "MinMaxScalerAdapter",
+    "MultiOutputClassifierAdapter",
+    "MultiOutputRegressorAdapter",
     "MiniBatchDictionaryLearningAdapter",
     "MiniBatchKMeansAdapter",
     "MiniBatchNMFAdapter",

@@ -46,6 +46,8 @@ class ModelAdapter:
     #: False when the parameters' shapes grow with training (Birch's CF tree):
     #: a checkpoint is then checked for its names and trailing dimensions only.
     fixed_shapes: ClassVar[bool] = True
+    #: True when the estimator learns a 2-d ``y`` (one column per output, see :mod:`fedplugin.outputs`).
+    multi_output: ClassVar[bool] = False
 
     def validate(self, estimator: BaseEstimator) -> None:
         """Raise ``ValueError`` if ``estimator``'s settings cannot be federated."""
@@ -87,6 +89,16 @@ class ModelAdapter:
     ) -> BaseEstimator:
         """Return an unfitted clone of ``estimator`` made ready for ``partial_fit``."""
         raise NotImplementedError
+
+    def initialize_like(self, estimator: BaseEstimator, record: Any) -> BaseEstimator:
+        """:meth:`initialize` with ``record``'s ``n_features``, ``classes`` and ``n_outputs``.
+
+        ``record`` is a ``GlobalModel`` or ``TrainingData``; ``n_outputs`` is
+        passed only to a multi-output estimator's adapter (it is ``None`` otherwise).
+        """
+        n_outputs = getattr(record, "n_outputs", None)
+        extra = {} if n_outputs is None else {"n_outputs": n_outputs}
+        return self.initialize(estimator, record.n_features, record.classes, **extra)
 
     def init_sample_size(self, estimator: BaseEstimator) -> int:
         """Rows of training data the initial model is chosen from; 0 (the default): none.

@@ -31,7 +31,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.feature_selection import SelectFromModel
 from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
-from sklearn.multioutput import MultiOutputClassifier, MultiOutputRegressor
 
 from .base import ModelAdapter, Params, _probe_batch, fresh_copy
 from .composite import PerInnerAdapter
@@ -65,28 +64,6 @@ def inner_adapter(estimator: BaseEstimator, *, classifier: bool = False) -> Mode
             f"which {type(estimator).__name__}.partial_fit trains with classes=[0, 1]"
         )
     return adapter
-
-
-def refuse_multi_output(estimator: Any) -> None:
-    """Raise ``TypeError`` for ``MultiOutputClassifier`` and ``MultiOutputRegressor``.
-
-    They learn a 2-d ``y`` (one column per output); fedplugin's blocks carry
-    1-d targets, and its models know no number of outputs.
-
-    Examples
-    --------
-    >>> from sklearn.linear_model import SGDRegressor
-    >>> refuse_multi_output(MultiOutputRegressor(SGDRegressor()))
-    Traceback (most recent call last):
-    ...
-    TypeError: estimator=MultiOutputRegressor is not supported: it learns a 2-d y ...
-    """
-    if isinstance(estimator, (MultiOutputClassifier, MultiOutputRegressor)):
-        raise TypeError(
-            f"estimator={type(estimator).__name__} is not supported: it learns a 2-d y (one column per "
-            "output) and fedplugin trains on 1-d targets; expected a single-output estimator, e.g. one "
-            "federated model (plugin name) per output"
-        )
 
 
 class _MulticlassAdapter(PerInnerAdapter):
