@@ -260,7 +260,7 @@ class Outbox:
 
     The combining worker may pull an update twice (a retry after it was lost
     mid-round): the second pull gets the same payload. With error feedback,
-    :attr:`anchors` holds, per round, the parameters the combining worker
+    ``anchors`` holds, per round, the parameters the combining worker
     rebuilt (the round's global model plus the decoded payload): when the
     round's new global model arrives, the worker keeps what it learned beyond
     *that* (see :mod:`fedplugin.round_state`), so the residual stays in its
