@@ -11,9 +11,11 @@ is the local model:
 
 where ``anchor`` is the update this worker handed over for the round that
 produced the new global model (or the global model it held, if it did not take
-part). Families combined from statistics rebase exactly through their
-adapter's ``merge``. Something with no progress since the anchor becomes the
-new global model bit for bit.
+part; with a compressed update under error feedback, what the combining
+worker rebuilt from it, so the dropped residual stays in the local model, see
+:mod:`fedplugin.compression`). Families combined from statistics rebase
+exactly through their adapter's ``merge``. Something with no progress since
+the anchor becomes the new global model bit for bit.
 
 :meth:`RoundState.update_for` answers the worker that combines a round: it
 rebases the snapshot onto the global models up to the round's that have
