@@ -107,4 +107,17 @@ def as_callbacks(callbacks: Iterable[Callable[[Any], Any]] | None) -> list[Calla
     return callbacks
 
 
+def early_stopping_callbacks(early_stopping: bool, n_iter_no_change: int, tol: float, validation: Any, scoring: Any) -> list[EarlyStopping]:
+    """The :class:`EarlyStopping` callback ``early_stopping=True`` asks for (none for ``False``)."""
+    if not early_stopping:
+        return []
+    if validation is None and scoring is None:
+        raise ValueError(
+            "early_stopping=True needs a score to watch: pass validation_data=(X_val, y_val), "
+            "or scoring='accuracy' (or another scorer) for the test-then-train score"
+        )
+    monitor = "validation_score" if validation is not None else "online_score"
+    return [EarlyStopping(n_iter_no_change, tol, monitor=monitor)]
+
+
 __all__ = ["EarlyStopping", "MONITORS", "as_callbacks"]

@@ -30,8 +30,9 @@ from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
 from .checkpoint_format import check_storable
 from .checkpointing import CheckpointMixin
+from .compression import Codec, as_codec
 from .data_init import sample_batch, sample_blocks
-from .callbacks import EarlyStopping, as_callbacks
+from .callbacks import as_callbacks, early_stopping_callbacks
 from .engine import RoundEngine
 from .deploy import resolve_plugin
 from .history import DEFAULT_HISTORY_LIMIT, Round, RoundLog
@@ -127,6 +128,11 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         Scored with the global model after every round, in
         ``Round.metrics["validation_score"]`` (the model is fetched to the
         client each round: its bytes count in ``client_bytes``).
+    compression : {None, "float16", "int8", "topk"} or Codec, default None
+        Compress what workers send to the worker that combines a round:
+        :class:`~fedplugin.compression.Float16`, :class:`~fedplugin.compression.Int8`
+        or :class:`~fedplugin.compression.TopK` (with error feedback), see
+        :doc:`/guide/compression`. Refused for families combined exactly.
 
     Attributes
     ----------
@@ -169,6 +175,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         n_iter_no_change: int = 5,
         tol: float = 1e-3,
         validation_data: tuple[Any, Any] | None = None,
+        compression: str | Codec | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -187,7 +194,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         self.worker_timeout = worker_timeout
         self.sample = as_sample(workers_per_round)
         self.validation_data = validation_data
-        self.callbacks = as_callbacks(callbacks) + _early_stopping(early_stopping, n_iter_no_change, tol, validation_data, scoring)
+        self.callbacks = as_callbacks(callbacks) + early_stopping_callbacks(early_stopping, n_iter_no_change, tol, validation_data, scoring)
         self.scorer = as_online_scorer(scoring)
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.name, self.estimator, self.classes = resolve_plugin(client, plugin)
@@ -195,6 +202,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             check_storable(self.estimator)  # fail now, not at the first round's save
         self.adapter = adapter_for(self.estimator)
         check_rule_fits(self.aggregator, self.adapter, self.estimator, given=aggregator is not None)
+        self.compression = as_codec(compression, self.adapter)
         #: The latest ``history_limit`` :class:`~fedplugin.Round` records of this coordinator, oldest first.
         self.history: list[Round] = RoundLog(history_limit, history_file)
         self._total_samples = 0
@@ -386,15 +394,3 @@ def _check_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} must be an int >= 1")
 
-
-def _early_stopping(early_stopping: bool, n_iter_no_change: int, tol: float, validation: Any, scoring: Any) -> list[EarlyStopping]:
-    """The :class:`EarlyStopping` callback ``early_stopping=True`` asks for (none for ``False``)."""
-    if not early_stopping:
-        return []
-    if validation is None and scoring is None:
-        raise ValueError(
-            "early_stopping=True needs a score to watch: pass validation_data=(X_val, y_val), "
-            "or scoring='accuracy' (or another scorer) for the test-then-train score"
-        )
-    monitor = "validation_score" if validation is not None else "online_score"
-    return [EarlyStopping(n_iter_no_change, tol, monitor=monitor)]

@@ -83,7 +83,7 @@ class RoundEngine:
         self.futures = as_completed(with_results=True, raise_errors=False)
         self.closing: Closing | None = None
         # What the client sends to combine a round, besides the call itself.
-        self.rule_bytes = len(pickle.dumps(coordinator.aggregator))
+        self.rule_bytes = len(pickle.dumps((coordinator.aggregator, coordinator.compression)))
         self.attempts: dict[int, int] = {}
         self.diverged: dict[tuple, tuple[str, str]] = {}  # (epoch, block) -> (worker, error) while it diverged
         self.reset_workers: set[str] = set()  # workers reset after diverging in this fit
@@ -338,7 +338,7 @@ class RoundEngine:
         aggregator = candidates[attempt % len(candidates)]
         call = self.client.run(
             exchange.close_round, self.coord.name, rnd.base, participants, self.coord.aggregator,
-            workers=[aggregator], on_error="return", asynchronous=True,
+            codec=self.coord.compression, workers=[aggregator], on_error="return", asynchronous=True,
         )
         closing = Closing(rnd, attempt, aggregator, asyncio.run_coroutine_threadsafe(call, self.client.loop.asyncio_loop))
         started = time.perf_counter()

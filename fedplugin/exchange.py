@@ -25,9 +25,10 @@ from typing import Any
 from distributed.protocol import Serialize, to_serialize
 
 from . import store
+from .compression import Codec, received
 from .privacy import privacy_spent
 from .rounds import Update, next_global
-from .store import GlobalModel, params_nbytes
+from .store import GlobalModel
 
 #: Workers one worker sends a new global model to directly; the rest get it from them.
 FAN_OUT = 8
@@ -51,7 +52,10 @@ class RoundSummary:
     everyone : list of str
         The cluster's workers when the model was pushed.
     bytes_up, bytes_down : int
-        Parameter bytes pulled from the participants and pushed to the workers.
+        Parameter bytes pulled from the participants (as sent, compressed or
+        not) and pushed to the workers.
+    bytes_up_raw : int
+        The bytes of the pulled updates uncompressed (``bytes_up`` without a codec).
     seconds : float
         Time the aggregating worker spent, of which ``pull_seconds`` fetching
         the updates, ``combine_seconds`` computing the new model and
@@ -68,6 +72,7 @@ class RoundSummary:
     everyone: list[str] = field(default_factory=list)
     bytes_up: int = 0
     bytes_down: int = 0
+    bytes_up_raw: int = 0
     seconds: float = 0.0
     pull_seconds: float = 0.0
     combine_seconds: float = 0.0
@@ -76,12 +81,15 @@ class RoundSummary:
 
 
 async def close_round(
-    name: str, base: int, participants: list[str], rule: Any, current: bool = False, dask_worker: Any = None
+    name: str, base: int, participants: list[str], rule: Any, current: bool = False, codec: Codec | None = None,
+    dask_worker: Any = None,
 ) -> RoundSummary:
     """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``.
 
     ``current``: a participant with no update for the round hands over its
     model as it is now (a manual :meth:`~fedplugin.Coordinator.synchronize`).
+    ``codec``: the participants send their updates compressed with it
+    (:mod:`fedplugin.compression`).
     """
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -99,12 +107,12 @@ async def close_round(
         raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
     everyone, *answers = await asyncio.gather(
         store.worker_addresses_from(dask_worker),
-        *(_pull(dask_worker, worker, name, base, current) for worker in participants),
+        *(_pull(dask_worker, worker, name, base, current, codec) for worker in participants),
         return_exceptions=True,
     )
     if isinstance(everyone, BaseException):
         raise everyone
-    updates = [a for a in answers if isinstance(a, Update)]
+    pulled_updates = [a for a in answers if isinstance(a, dict)]
     # A participant that cannot be reached, or no longer holds its update (it
     # restarted), was lost: its blocks are trained again. Any other failure is
     # a bug or a user error: it must not be retried quietly.
@@ -115,7 +123,9 @@ async def close_round(
     pulled = loop.time()
     # Combining a large model takes a while: in a thread, so this event loop
     # keeps answering (numpy releases the GIL for the arithmetic).
-    new, excluded, payload = await loop.run_in_executor(None, _combine, reference, updates, rule, plugin.adapter)
+    new, excluded, payload, updates, sizes = await loop.run_in_executor(
+        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec
+    )
     combined = loop.time()
     # Stored first: if this worker dies while pushing, a retry finds the model
     # in the store and pushes it again (no second, different version b + 1).
@@ -128,8 +138,9 @@ async def close_round(
         excluded=excluded,
         missing=missing,
         everyone=everyone,
-        bytes_up=sum(params_nbytes(u.params) for u in updates),
+        bytes_up=sizes[0],
         bytes_down=new.nbytes() * sent,
+        bytes_up_raw=sizes[1],
         seconds=loop.time() - start,
         pull_seconds=pulled - start,
         combine_seconds=combined - pulled,
@@ -148,20 +159,26 @@ async def _push_again(name: str, model: GlobalModel, participants: list[str], wo
     )
 
 
-def _combine(reference: GlobalModel, updates: list[Update], rule: Any, adapter: Any) -> tuple[GlobalModel, list[str], bytes]:
+def _combine(
+    reference: GlobalModel, pulled: list[dict[str, Any]], rule: Any, adapter: Any, codec: Codec | None
+) -> tuple[GlobalModel, list[str], bytes, list[Update], tuple[int, int]]:
+    """The new model, its excluded workers and stored bytes, the decoded updates, their bytes sent and raw."""
+    updates, sent, raw = [], 0, 0
+    for update in pulled:
+        params, sent_nbytes, raw_nbytes = received(update, reference.params, codec)
+        updates.append(Update(update["worker"], params, update["samples"], update["state"]))
+        sent, raw = sent + sent_nbytes, raw + raw_nbytes
     new, excluded = next_global(reference, updates, rule, adapter)
-    return new, excluded, new.to_bytes()
+    return new, excluded, new.to_bytes(), updates, (sent, raw)
 
 
-async def _pull(worker: Any, address: str, name: str, base: int, current: bool) -> Update | None:
-    """One participant's update for round ``base`` (``None``: it has none)."""
+async def _pull(worker: Any, address: str, name: str, base: int, current: bool, codec: Codec | None) -> dict | None:
+    """One participant's update for round ``base``, as it sent it (``None``: it has none)."""
     if address == worker.address:  # no need to pickle what is already here
-        raw = worker.plugins[name].update_for(base, current)
-    else:
-        raw = _unwrap(await worker.rpc(address).fedplugin_handover(name=name, base=base, current=current))
-    if raw is None:
-        return None
-    return Update(raw["worker"], raw["params"], raw["samples"], raw["state"])
+        return worker.plugins[name].update_for(base, current, codec)
+    # to_serialize: a codec is no msgpack type
+    wrapped = None if codec is None else to_serialize(codec)
+    return unwrap(await worker.rpc(address).fedplugin_handover(name=name, base=base, current=current, codec=wrapped))
 
 
 async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_worker: Any = None) -> int:
@@ -194,9 +211,9 @@ async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_work
 
 async def forward(worker: Any, name: str, model: GlobalModel, targets: list[str]) -> int:
     """The ``fedplugin_forward`` handler: install here and pass on to the rest of ``targets``."""
-    return await broadcast(name, _unwrap(model), targets, dask_worker=worker)
+    return await broadcast(name, unwrap(model), targets, dask_worker=worker)
 
 
-def _unwrap(value: Any) -> Any:
+def unwrap(value: Any) -> Any:
     """In-process comms (``processes=False`` clusters) hand over the wrapper itself."""
     return value.data if isinstance(value, Serialize) else value

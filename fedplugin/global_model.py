@@ -144,7 +144,7 @@ class GlobalModelMixin:
         start = time.perf_counter()
         workers = self._workers()
         answers = self.client.run(
-            close_round, self.name, self.version, workers, self.aggregator, True, workers=workers[:1]
+            close_round, self.name, self.version, workers, self.aggregator, True, codec=self.compression, workers=workers[:1]
         )
         summary = answers[workers[0]]
         rnd = OpenRound(base=self.version, token="manual", start=start, shares={}, counted=False)

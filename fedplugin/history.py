@@ -52,7 +52,8 @@ class Round:
         Wall time of the round, training included.
     bytes_up, bytes_down : int
         Parameter bytes pulled from the workers by the worker that combined
-        the round, and pushed from it to every worker (worker to worker).
+        the round (as sent: compressed with ``Coordinator(compression=...)``),
+        and pushed from it to every worker (worker to worker).
     version : int
         Global model version after the round.
     metrics : dict
@@ -69,6 +70,9 @@ class Round:
         With :class:`~fedplugin.DPFedAvg` as the aggregator, the privacy
         spent so far by the global model, at the rule's ``delta`` (``None``
         otherwise).
+    bytes_up_raw : int
+        What ``bytes_up`` would have been uncompressed: equal to it without
+        compression (0 in records of fedplugin versions before compression).
     """
 
     round: int
@@ -92,6 +96,7 @@ class Round:
     compute_seconds: float = 0.0
     push_seconds: float = 0.0
     epsilon: float | None = None
+    bytes_up_raw: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,7 +114,7 @@ def round_record(rnd: Any, summary: Any, trigger: str, total_samples: int, onlin
         metrics={"online_score": sum(rnd.score_by.values()) / samples} if online else {}, client_bytes=rnd.client_bytes,
         combine_seconds=summary.seconds, pull_seconds=summary.pull_seconds,
         compute_seconds=summary.combine_seconds, push_seconds=summary.push_seconds,
-        epsilon=getattr(summary, "epsilon", None),
+        epsilon=getattr(summary, "epsilon", None), bytes_up_raw=summary.bytes_up_raw,
     )
 
 

@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator
 
 from . import store
 from .adapters import adapter_for, fresh_copy
-from .exchange import forward
+from .exchange import forward, unwrap
 from .round_state import RoundState
 from .local_training import TaskReport, train_blocks
 from .ownership import mismatch
@@ -230,8 +230,8 @@ class FederatedModelPlugin(WorkerPlugin):
         logger.warning("worker %s: training %s diverged; reset to global version %d", self.worker.address, self.name, model.version)
 
     # ------------------------------------------------------------ handover
-    def update_for(self, base: int, current: bool = False) -> dict[str, Any] | None:
-        """The update for round ``base`` (``current``: if none, the model as it is now).
+    def update_for(self, base: int, current: bool = False, codec: Any = None) -> dict[str, Any] | None:
+        """The update for round ``base`` (``current``: if none, the model as it is now), encoded with ``codec``.
 
         Runs on the event loop: it never waits for a training task, except a
         manual synchronize (``current``), which waits half a second at most.
@@ -243,7 +243,7 @@ class FederatedModelPlugin(WorkerPlugin):
                 self._hand_over(base, self.samples_since_sync)
             finally:
                 self.lock.release()
-        update = self.rounds.update_for(base)
+        update = self.rounds.update_for(base, codec)
         if update is not None:
             update["worker"] = self.worker.address
         return update
@@ -374,8 +374,8 @@ def _forwarder(worker: Any) -> Any:
     return fedplugin_forward
 
 
-def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False) -> Any:
-    update = plugin.update_for(base, current)
+def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False, codec: Any = None) -> Any:
+    update = plugin.update_for(base, current, unwrap(codec))
     # to_serialize: the arrays travel as zero-copy frames, not inside a pickle
     return None if update is None else to_serialize(update)
 

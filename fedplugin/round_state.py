@@ -11,9 +11,11 @@ is the local model:
 
 where ``anchor`` is the update this worker handed over for the round that
 produced the new global model (or the global model it held, if it did not take
-part). Families combined from statistics rebase exactly through their
-adapter's ``merge``. Something with no progress since the anchor becomes the
-new global model bit for bit.
+part; with a compressed update under error feedback, what the combining
+worker rebuilt from it, so the dropped residual stays in the local model, see
+:mod:`fedplugin.compression`). Families combined from statistics rebase
+exactly through their adapter's ``merge``. Something with no progress since
+the anchor becomes the new global model bit for bit.
 
 :meth:`RoundState.update_for` answers the worker that combines a round: it
 rebases the snapshot onto the global models up to the round's that have
@@ -47,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from .compression import Codec, Outbox
 from .rounds import is_finite
 from .store import GlobalModel
 
@@ -76,6 +79,8 @@ class RoundState:
         self.applied: GlobalModel | None = None
         self.snapshots: dict[int, Snapshot] = {}
         self.incoming: list[GlobalModel] = []
+        #: Compressed updates and error feedback's residual (see :mod:`fedplugin.compression`).
+        self.outbox = Outbox()
 
     @property
     def version(self) -> int | None:
@@ -87,6 +92,7 @@ class RoundState:
         with self.lock:
             self.applied = model
             self.snapshots.clear()
+            self.outbox.reset()
             keep = -1 if model is None else model.version
             self.incoming[:] = [m for m in self.incoming if m.version > keep]
 
@@ -105,20 +111,27 @@ class RoundState:
             self.snapshots[base] = Snapshot(params, samples + (earlier.samples if earlier else 0), state)
 
     def drop_updates(self) -> None:
-        """Forget every handed-over update not yet pulled (the worker's training diverged)."""
+        """Forget every handed-over update not yet pulled, and error feedback's residual (training diverged)."""
         with self.lock:
             self.snapshots.clear()
+            self.outbox.reset()
 
     def rebase(self, local: Params | None) -> Params | None:
         """Merge every arrived global model: rebase the snapshots and ``local``; return the new local."""
         with self.lock:
             models, self.incoming[:] = sorted(self.incoming, key=lambda m: m.version), []
-            applied, local = _rebase_all(self.adapter, self.applied, self.snapshots, models, local)
+            applied, local = _rebase_all(self.adapter, self.applied, self.snapshots, models, local, self.outbox.anchors)
             self.applied = applied
+            if applied is not None:
+                self.outbox.forget_before(applied.version)
             return local
 
-    def update_for(self, base: int) -> dict[str, Any] | None:
-        """The update for round ``base``, rebased onto the models that arrived meanwhile (``None``: none)."""
+    def update_for(self, base: int, codec: Codec | None = None) -> dict[str, Any] | None:
+        """The update for round ``base``, rebased onto the models that arrived meanwhile (``None``: none).
+
+        With a ``codec``, the parameters are sent as an encoded difference from
+        the round's global model (``"payload"``, see :class:`~fedplugin.compression.Outbox`).
+        """
         with self.lock:
             if base not in self.snapshots:
                 return None
@@ -131,16 +144,24 @@ class RoundState:
                 # drops this snapshot's progress (the snapshot is the anchor).
                 return None
             snapshots = dict(self.snapshots)
-            _rebase_all(self.adapter, self.applied, snapshots, pending, None)
+            reference, _ = _rebase_all(self.adapter, self.applied, snapshots, pending, None, self.outbox.anchors)
             snapshot = snapshots[base]
-            return {"params": snapshot.params, "samples": snapshot.samples, "state": snapshot.state}
+            update = {"samples": snapshot.samples, "state": snapshot.state}
+            if codec is None:
+                return {"params": snapshot.params, **update}
+            return {**self.outbox.encode(base, snapshot.params, reference.params, codec), **update}
 
 
 def _rebase_all(
     adapter: Any, applied: GlobalModel | None, snapshots: dict[int, Snapshot], models: list[GlobalModel],
-    local: Params | None,
+    local: Params | None, sent: dict[int, Params] | None = None,
 ) -> tuple[GlobalModel | None, Params | None]:
-    """Apply ``models`` in version order to ``snapshots`` (in place) and ``local``."""
+    """Apply ``models`` in version order to ``snapshots`` (in place) and ``local``.
+
+    ``sent``: per round, what the model combined of a compressed update with
+    error feedback; what it dropped stays with the worker (the anchor is what
+    was sent, not what was handed over).
+    """
     for model in models:
         if applied is not None and model.version <= applied.version:
             continue  # already merged (sent twice)
@@ -152,7 +173,9 @@ def _rebase_all(
         # ``model``'s version (that of the round that produced it, unless the
         # worker skipped versions), else the global model it held.
         earlier = [b for b in snapshots if b < model.version]
-        anchor = snapshots[max(earlier)].params if earlier else applied.params
+        anchor = applied.params
+        if earlier:
+            anchor = (sent or {}).get(max(earlier), snapshots[max(earlier)].params)
         for base in earlier:
             del snapshots[base]  # combined into this model (or an earlier one)
         for base, snapshot in snapshots.items():
