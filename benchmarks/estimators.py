@@ -50,7 +50,9 @@ import estimator_data  # noqa: E402
 import throughput  # noqa: E402
 
 from fedplugin import EveryNBatches  # noqa: E402
-from fedplugin.adapters import OneVsOneAdapter, OneVsRestAdapter, PipelineAdapter, SelectFromModelAdapter, adapter_for  # noqa: E402
+from fedplugin.adapters import (  # noqa: E402
+    OneVsOneAdapter, OneVsRestAdapter, PipelineAdapter, SelectFromModelAdapter, adapter_for,
+)
 from fedplugin.session import federated_session  # noqa: E402
 
 N_WORKERS = 2
@@ -168,6 +170,7 @@ def cases() -> list[Case]:
     atoms = estimator_data.make("atoms", 2**30, estimator_data.N_COMPONENTS)[0]  # dict_init: rows of no block
     k, c = estimator_data.N_CLUSTERS, estimator_data.N_COMPONENTS
     sgd = lambda: SGDClassifier(random_state=0)  # noqa: E731
+    mlp = dict(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0)
     text = lambda n: make_pipeline(HashingVectorizer(n_features=2**18, alternate_sign=False), sgd())  # noqa: E731
     return [
         Case("SGDClassifier", lambda n: sgd(), "classification", "accuracy", 400_000),
@@ -177,8 +180,8 @@ def cases() -> list[Case]:
         Case("SGDRegressor", lambda n: SGDRegressor(random_state=0), "regression", "R²", 400_000),
         Case("PassiveAggressiveRegressor", deprecated(PassiveAggressiveRegressor), "regression", "R²", 400_000,
              note="deprecated in scikit-learn 1.8"),
-        Case("MLPClassifier", lambda n: MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0), "classification", "accuracy", 200_000),
-        Case("MLPRegressor", lambda n: MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, random_state=0), "regression", "R²", 200_000),
+        Case("MLPClassifier", lambda n: MLPClassifier(**mlp), "classification", "accuracy", 200_000),
+        Case("MLPRegressor", lambda n: MLPRegressor(**mlp), "regression", "R²", 200_000),
         Case("GaussianNB", lambda n: GaussianNB(), "classification", "accuracy", 400_000),
         Case("MultinomialNB", lambda n: MultinomialNB(), "counts", "accuracy", 200_000),
         Case("ComplementNB", lambda n: ComplementNB(), "counts", "accuracy", 200_000),
@@ -239,7 +242,8 @@ def coverage(rows: Sequence[Case]) -> dict[str, list[str]]:
     """Which ``partial_fit`` classes have a row (the estimator or its meta-estimator) and which have none."""
     named = {type(part).__name__ for case in rows for part in _parts(case.build(1))}
     classes = partial_fit_classes()
-    return {"in_table": [n for n in classes if n in named], "missing": [n for n in classes if n not in named and n not in NOT_IN_TABLE]}
+    missing = [n for n in classes if n not in named and n not in NOT_IN_TABLE]
+    return {"in_table": [n for n in classes if n in named], "missing": missing}
 
 
 def _parts(estimator: Any) -> list[Any]:
@@ -514,7 +518,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
         "load_average_at_end": os.getloadavg(),
         "config": {"quick": args.quick, "repeats": args.repeats, "workers": N_WORKERS, "sync_every": SYNC_EVERY,
                    "test_rows": test_rows, "only": args.only},
-        "rows": [vars(row) | {"samples_per_s": {m: row.rate(m) for m in ("federated", "single")} if not row.error else None}
+        "rows": [vars(row) | {"samples_per_s": None if row.error else {m: row.rate(m) for m in ("federated", "single")}}
                  for row in rows],
         "not_in_table": NOT_IN_TABLE,
         "goals": goals({row.label: row for row in rows}),
