@@ -202,8 +202,9 @@ def cases() -> list[Case]:
         Case("LatentDirichletAllocation",
              lambda n: LatentDirichletAllocation(estimator_data.N_TOPICS, total_samples=n, random_state=0), "counts",
              "perplexity", 40_000, block=2048),
-        Case("BernoulliRBM", lambda n: BernoulliRBM(16, random_state=0), "binary", "pseudo-likelihood", 200_000,
-             block=256, note="one gradient step per block: blocks of ~batch_size rows"),
+        # partial_fit takes one gradient step per block against a chain of batch_size samples: they must match
+        Case("BernoulliRBM", lambda n: BernoulliRBM(16, batch_size=256, learning_rate=1.0, random_state=0), "binary",
+             "pseudo-likelihood", 200_000, block=256, note="one gradient step per block of batch_size rows"),
         Case("SGDOneClassSVM", lambda n: SGDOneClassSVM(nu=0.1, random_state=0), "novelty", "ROC AUC (outliers)",
              400_000),
         Case("OneVsRestClassifier(SGDClassifier)", lambda n: OneVsRestClassifier(sgd()), "classification", "accuracy",
