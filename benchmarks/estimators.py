@@ -339,7 +339,9 @@ class Row:
 
 
 def _learns_targets(estimator: Any) -> str | None:
-    return adapter_for(estimator).estimator_type(estimator)
+    """``"classifier"`` or ``"regressor"``; None for the rest (clusterers, outlier detectors, ...), trained on X alone."""
+    kind = adapter_for(estimator).estimator_type(estimator)
+    return kind if kind in ("classifier", "regressor") else None
 
 
 def train_single(case: Case, estimator: Any, data: DataSet, classes: Any) -> Any:
