@@ -351,7 +351,7 @@ def _parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -
     if all(isinstance(graph.get(key), Future) for key in keys):
         return [Future(key, client) for key in keys]  # persisted: no graph to optimise
     delayed_parts = split(collection)
-    if any(isinstance(value, Future) for value in dict(graph).values()):
+    if _needs_cluster(dict(graph)):
         # Derived from persisted data: computing it inside a task would need
         # the cluster, so materialise it once, where dask places it.
         persisted = client.persist(collection)
@@ -361,6 +361,17 @@ def _parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -
     # needs, so a task does not carry (and pickle) the graph of every block.
     full = dict(delayed_parts[0].__dask_graph__()) if delayed_parts else {}
     return [LazyPart(Delayed(part.key, cull(full, [part.key])[0])) for part in delayed_parts]
+
+
+def _needs_cluster(graph: dict[Any, Any]) -> bool:
+    """True when ``graph`` holds futures, or tasks needing keys it lacks (data the scheduler holds).
+
+    A persisted collection's ``to_delayed()`` drops its futures and keeps their keys.
+    """
+    return any(
+        isinstance(value, Future) or any(key not in graph for key in getattr(value, "dependencies", ()))
+        for value in graph.values()
+    )
 
 
 def _array_parts(array: Any) -> list[Any]:

@@ -112,3 +112,17 @@ def test_a_step_after_a_vectorizer_must_take_its_sparse_output():
     with pytest.raises(TypeError, match=r"step 'standardscaler': StandardScaler does not accept the sparse matrix that step 'hashingvectorizer' outputs"):
         FederatedModelPlugin(make_pipeline(HashingVectorizer(), StandardScaler(), SGDClassifier()), classes=[0, 1])
     FederatedModelPlugin(make_pipeline(HashingVectorizer(), StandardScaler(with_mean=False), SGDClassifier()), classes=[0, 1])
+
+
+def test_a_bag_cut_from_a_persisted_bag_trains(client, unique_name):
+    import dask.bag as db
+    from distributed import wait
+
+    X, y = texts(800, seed=5)
+    persisted = client.persist([db.from_sequence(list(X), npartitions=4), db.from_sequence(y.tolist(), npartitions=4)])
+    wait(persisted)
+    # to_delayed() of a persisted bag drops its futures and keeps their keys, which only the scheduler resolves
+    first_X, first_y = (db.from_delayed(bag.to_delayed()[:2]) for bag in persisted)
+    with federated_session(client, text_pipeline(), name=unique_name, classes=[0, 1], progress=False) as coord:
+        coord.fit(first_X, first_y)
+        assert sum(r.samples for r in coord.history) == 400
