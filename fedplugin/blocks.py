@@ -20,17 +20,14 @@ from __future__ import annotations
 import numbers
 from collections import Counter
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import Any
 
 import dask
-from dask.delayed import Delayed
-from dask.core import flatten
-from dask.optimization import cull
 import numpy as np
-from distributed import Client, Future, wait
+from distributed import Client, Future
 from sklearn.utils.multiclass import check_classification_targets
 
+from .dask_parts import LazyPart, array_parts, collection_parts, frame_parts
 from .input_kinds import input_kind, mixed_input_message
 from .outputs import check_columns, check_labels, find_classes, find_classes_dask, frame_targets, is_per_output, shape_targets
 from .rows import as_float, as_rows, check_numbers, is_items, n_columns, row_kind
@@ -40,17 +37,6 @@ try:  # pandas and dask.dataframe are optional
     import pandas as pd
 except ImportError:  # pragma: no cover - pandas ships with dask[dataframe]
     pd = None
-
-
-@dataclass(frozen=True)
-class LazyPart:
-    """A lazy piece of a dask collection, computed inside the task that trains it."""
-
-    delayed: Any
-
-    def load(self) -> Any:
-        (value,) = dask.compute(self.delayed, scheduler="sync")
-        return value
 
 
 @dataclass
@@ -294,8 +280,8 @@ def _prepare_dask_array(client, X, y, n_features, classes, is_classifier, output
         y = y.rechunk({1: -1})  # a block's y holds every output
     if is_classifier and classes is None:
         classes = find_classes_dask(y) if y.ndim == 2 else da.unique(y).compute()
-    x_parts = _parts(client, X, _array_parts)
-    y_parts = _parts(client, y, _array_parts)
+    x_parts = collection_parts(client, X, array_parts)
+    y_parts = collection_parts(client, y, array_parts)
     blocks = _block_refs(client, x_parts, y_parts, list(X.chunks[0]))
     n_outputs = y.shape[1] if y.ndim == 2 else None
     return TrainingData(blocks, X.shape[1], X.shape[0], classes, row_kind(X._meta), n_outputs)
@@ -319,8 +305,8 @@ def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier, ou
     _check_features(n_found, n_features)
     if is_classifier and classes is None:
         classes = find_classes_dask(y) if outputs["multi_output"] else np.sort(np.asarray(y.unique().compute()))
-    x_parts = _parts(client, X, _frame_parts)
-    y_parts = _parts(client, y, _frame_parts)
+    x_parts = collection_parts(client, X, frame_parts)
+    y_parts = collection_parts(client, y, frame_parts)
     blocks = _block_refs(client, x_parts, y_parts, [None] * len(x_parts))
     n_outputs = len(y.columns) if outputs["multi_output"] else None
     return TrainingData(blocks, n_found, None, classes, "items" if texts else "numbers", n_outputs)
@@ -336,50 +322,9 @@ def _prepare_dask_bag(client, X, y, n_features, classes, is_classifier) -> Train
     _check_features(1, n_features)
     if is_classifier and classes is None:
         classes = np.sort(np.asarray(y.distinct().compute()))
-    x_parts, y_parts = _parts(client, X, _frame_parts), _parts(client, y, _frame_parts)
+    x_parts, y_parts = collection_parts(client, X, frame_parts), collection_parts(client, y, frame_parts)
     blocks = _block_refs(client, x_parts, y_parts, [None] * len(x_parts))
     return TrainingData(blocks, 1, None, classes, "items")
-
-
-def _parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -> list[Any]:
-    """Each part of ``collection`` as a Future when it is in cluster memory, else a LazyPart.
-
-    ``split`` cuts the collection into one Delayed per block.
-    """
-    graph = collection.__dask_graph__()
-    keys = list(flatten(collection.__dask_keys__()))
-    if all(isinstance(graph.get(key), Future) for key in keys):
-        return [Future(key, client) for key in keys]  # persisted: no graph to optimise
-    delayed_parts = split(collection)
-    if _needs_cluster(dict(graph)):
-        # Derived from persisted data: computing it inside a task would need
-        # the cluster, so materialise it once, where dask places it.
-        persisted = client.persist(collection)
-        wait(persisted)
-        return _parts(client, persisted, split)
-    # Every part shares the whole collection's graph: keep only what each block
-    # needs, so a task does not carry (and pickle) the graph of every block.
-    full = dict(delayed_parts[0].__dask_graph__()) if delayed_parts else {}
-    return [LazyPart(Delayed(part.key, cull(full, [part.key])[0])) for part in delayed_parts]
-
-
-def _needs_cluster(graph: dict[Any, Any]) -> bool:
-    """True when ``graph`` holds futures, or tasks needing keys it lacks (data the scheduler holds).
-
-    A persisted collection's ``to_delayed()`` drops its futures and keeps their keys.
-    """
-    return any(
-        isinstance(value, Future) or any(key not in graph for key in getattr(value, "dependencies", ()))
-        for value in graph.values()
-    )
-
-
-def _array_parts(array: Any) -> list[Any]:
-    return list(array.to_delayed().ravel())
-
-
-def _frame_parts(frame: Any) -> list[Any]:
-    return list(frame.to_delayed())
 
 
 def _block_refs(client, x_parts, y_parts, n_rows) -> list[BlockRef]:

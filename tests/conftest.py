@@ -120,7 +120,8 @@ def params_equal(a, b):
 def _two_worker_cluster():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, worker_dashboard_address=None)
+    # ":0": a free port (None would still take 8787, which other tests' clusters want)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0", worker_dashboard_address=None)
     client = Client(cluster)
     client.wait_for_workers(2)
     return cluster, client
