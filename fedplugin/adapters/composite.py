@@ -73,17 +73,13 @@ def count_parts(params: Mapping[str, Any]) -> int:
     return 1 + max((int(index) for index in indices), default=-1)
 
 
-class PerInnerAdapter(ModelAdapter):
-    """Base adapter of an estimator made of inner estimators that share one adapter.
+class InnerAdapterMixin:
+    """Exactness and whether a server optimizer may step the parameters: the inner adapter's.
 
-    Subclasses set ``inner`` in :meth:`validate` (the inner estimators'
-    adapter) and implement :meth:`inner_estimators` and :meth:`initialize`.
-    Exactness and whether a server optimizer may step the parameters are
-    the inner adapter's.
+    The adapter sets ``inner`` in ``validate``.
     """
 
-    def __init__(self) -> None:
-        self.inner: ModelAdapter | None = None
+    inner: ModelAdapter | None
 
     def _inner(self) -> ModelAdapter:
         if self.inner is None:
@@ -97,6 +93,19 @@ class PerInnerAdapter(ModelAdapter):
     @property  # type: ignore[override]
     def takes_server_optimizer(self) -> bool:
         return self._inner().takes_server_optimizer
+
+
+class PerInnerAdapter(InnerAdapterMixin, ModelAdapter):
+    """Base adapter of an estimator made of inner estimators that share one adapter.
+
+    Subclasses set ``inner`` in :meth:`validate` (the inner estimators'
+    adapter) and implement :meth:`inner_estimators` and :meth:`initialize`.
+    Exactness and whether a server optimizer may step the parameters are
+    the inner adapter's.
+    """
+
+    def __init__(self) -> None:
+        self.inner: ModelAdapter | None = None
 
     def inner_estimators(self, model: BaseEstimator) -> list[BaseEstimator]:
         """The fitted inner estimators of ``model``, in the order of their prefixes."""

@@ -33,7 +33,7 @@ from sklearn.feature_selection import SelectFromModel
 from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 
 from .base import ModelAdapter, Params, _probe_batch, fresh_copy
-from .composite import PerInnerAdapter
+from .composite import InnerAdapterMixin, PerInnerAdapter
 
 #: The classes of every binary problem of a one-vs-rest or one-vs-one classifier.
 BINARY = np.array([0, 1])
@@ -130,7 +130,7 @@ class OneVsOneAdapter(_MulticlassAdapter):
                 self._inner().partial_fit(estimator, X[rows], target)
 
 
-class SelectFromModelAdapter(ModelAdapter):
+class SelectFromModelAdapter(InnerAdapterMixin, ModelAdapter):
     """``SelectFromModel``: its inner estimator's parameters, under their plain names.
 
     Everything is the inner adapter's: parameters, combination, merge,
@@ -144,19 +144,6 @@ class SelectFromModelAdapter(ModelAdapter):
     family_names = "feature selection by a supported estimator (SelectFromModel)"
     def __init__(self) -> None:
         self.inner: ModelAdapter | None = None
-
-    def _inner(self) -> ModelAdapter:
-        if self.inner is None:
-            raise RuntimeError("SelectFromModelAdapter needs validate(estimator) first; use adapter_for")
-        return self.inner
-
-    @property  # type: ignore[override]
-    def exact_aggregation(self) -> bool:
-        return self._inner().exact_aggregation
-
-    @property  # type: ignore[override]
-    def takes_server_optimizer(self) -> bool:
-        return self._inner().takes_server_optimizer
 
     def validate(self, estimator: BaseEstimator) -> None:
         if estimator.prefit:
