@@ -54,6 +54,13 @@ def regression(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndar
     return X, X @ weights + rng.normal(scale=np.sqrt(30 / 9), size=rows)
 
 
+def two_targets(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """30 features, two linear targets with noise (R² about 0.9 each)."""
+    weights = _shared("two_targets").normal(size=(30, 2))
+    X = rng.normal(size=(rows, 30))
+    return X, X @ weights + rng.normal(scale=np.sqrt(30 / 9), size=(rows, 2))
+
+
 def blobs(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """8 well-separated clusters in 10 dimensions; ``y`` is the true cluster."""
     centers = _shared("blobs").uniform(-10, 10, size=(N_CLUSTERS, 10))
@@ -158,7 +165,7 @@ def texts(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 KINDS = {
     f.__name__: f
-    for f in (classification, regression, blobs, counts, categorical, atoms, nonnegative, binary, novelty, wide, texts)
+    for f in (classification, regression, two_targets, blobs, counts, categorical, atoms, nonnegative, binary, novelty, wide, texts)
 }
 
 

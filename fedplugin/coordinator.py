@@ -207,7 +207,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         self.history: list[Round] = RoundLog(history_limit, history_file)
         self._total_samples = 0
         self._engine: RoundEngine | None = None
-        self._cache: tuple[int, BaseEstimator] | None = None
+        self._cache: tuple[int, BaseEstimator, GlobalModel] | None = None
         store.ensure_store(client)
         replace_foreign_model(client, self.name, self.estimator, self.classes)
         self._listen_to_workers()

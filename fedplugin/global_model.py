@@ -71,12 +71,15 @@ class GlobalModelMixin:
         model = replace(model, estimator=type(self.estimator).__name__)
         store.put(self.client, model, self.name, force=force)
         self._global = model.info()
-        self._cache = (model.version, self._build(model))
+        self._cache = (model.version, self._build(model), model)
         self.client.run(tasks.reload, self.name, on_error="return")
 
     def global_model(self) -> BaseEstimator:
         """A copy of the global model: a plain fitted scikit-learn estimator."""
-        return copy.deepcopy(self._cached_global())
+        self._cached_global()
+        # Built afresh from the parameters, not deep-copied: a Birch's linked
+        # leaves would exceed Python's recursion limit in deepcopy.
+        return self._build(self._cache[2])
 
     def predict(self, X: Any, *, model: str = "global") -> Any:
         """Label ``X``: numpy in, numpy out; dask in, dask out.
@@ -116,7 +119,8 @@ class GlobalModelMixin:
         """The global model as an estimator, fetched from the store once per version."""
         self._check_fitted()
         if self._cache is None or self._cache[0] != self.version:
-            self._cache = (self.version, self._build(store.fetch(self.client, self.name)))
+            record = store.fetch(self.client, self.name)
+            self._cache = (self.version, self._build(record), record)
         return self._cache[1]
 
     def _apply(self, method: str, X: Any, model: str) -> Any:

@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
-from fedplugin import Coordinator, FederatedModelPlugin
+from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
 
 from fedplugin.adapters import adapter_for
 from fedplugin.adapters.birch import TREE
@@ -166,3 +166,13 @@ def test_a_birch_fitted_elsewhere_loads_as_the_global_model():
     np.testing.assert_array_equal(model.subcluster_centers_, central.subcluster_centers_)
     np.testing.assert_array_equal(model.predict(X), central.predict(X))
     assert all(np.array_equal(value, adapter.get_params(central)[name]) for name, value in adapter.get_params(model).items())
+
+
+def test_a_birch_with_many_leaves_is_handed_out_whole(shared_client, unique_name):
+    # A thousand linked leaves: deep-copying the global model would exceed Python's recursion limit.
+    X = np.random.default_rng(7).normal(size=(1_600, 4))
+    birch = Birch(n_clusters=None, threshold=0.05, branching_factor=3)
+    with federated_session(shared_client, birch, name=unique_name, sync=EveryNBatches(4), block_size=500, progress=False) as coord:
+        model = coord.fit(X).global_model()
+    assert len(model.subcluster_centers_) > 1_000
+    assert model.predict(X[:10]).shape == (10,)
