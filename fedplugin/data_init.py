@@ -83,7 +83,7 @@ class _Shape:
 
 def sample_rows(X: np.ndarray, index: int, seed: int, size: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """The rows of block ``index`` with the ``size`` smallest keys below ``threshold``, and their keys, sorted."""
-    keys = np.random.default_rng([seed, index]).random(len(X))
+    keys = np.random.default_rng([seed, index]).random(X.shape[0])
     kept = np.flatnonzero(keys < threshold)
     kept = kept[np.argsort(keys[kept], kind="stable")[:size]]
     return keys[kept], as_float(X[kept])

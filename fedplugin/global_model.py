@@ -22,7 +22,7 @@ from .open_rounds import OpenRound
 from .outputs import n_outputs_of
 from .exchange import close_round
 from .predicting import apply_dask, is_dask, score_dask
-from .rows import as_float, as_rows, is_items, n_columns
+from .rows import as_float, as_rows, is_items, n_columns, takes_items
 from .store import GlobalModel
 
 
@@ -41,7 +41,7 @@ class GlobalModelMixin:
         model trained elsewhere.
         """
         params = self.adapter.get_params(model)
-        n_features = int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
+        n_features = 1 if takes_items(model) else int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
         classes = getattr(model, "classes_", None)
         n_outputs = len(model.estimators_) if self.adapter.multi_output else None
         if classes is not None:  # a multi-output classifier's: one array per output
@@ -158,7 +158,13 @@ class GlobalModelMixin:
 
     def local_models(self) -> dict[str, BaseEstimator]:
         """Copies of every worker's local model, by worker address."""
-        return self.client.run(tasks.local_model, self.name)
+        self._check_fitted()
+        models = {}
+        for worker, (params, state) in self.client.run(tasks.local_model, self.name).items():
+            models[worker] = self.adapter.initialize_like(self.estimator, self._global)
+            self.adapter.set_state(models[worker], state)
+            self.adapter.set_params(models[worker], params)
+        return models
 
     def worker_states(self) -> dict[str, dict[str, Any]]:
         """Each worker's model version, parameters and sample counters."""

@@ -96,9 +96,20 @@ def placeholder_targets(X: Any) -> Any:
     """
     kind = input_kind(X, "X")
     if kind == "numpy":
-        return np.zeros(len(X))
+        return np.zeros(X.shape[0] if sp.issparse(X) else len(X))
     if kind == "dask array":
         import dask.array as da
 
         return da.zeros(X.shape[0], chunks=(X.chunks[0],))
-    return X[X.columns[0]] * 0.0  # a dask series with X's partitions
+    if kind == "dask bag":
+        return X.map(_zero)
+    column = X if not hasattr(X, "columns") else X[X.columns[0]]
+    return column.map_partitions(_zeros_like, meta=(column.name, "f8"))  # X's partitions
+
+
+def _zero(_: Any) -> float:
+    return 0.0
+
+
+def _zeros_like(part: Any) -> Any:
+    return pd.Series(np.zeros(len(part)), index=part.index, name=part.name)

@@ -42,6 +42,7 @@ from . import store
 from .adapters import adapter_for, fresh_copy
 from .exchange import forward, unwrap
 from .round_state import RoundState
+from .rows import as_float, as_rows
 from .local_training import TaskReport, train_blocks
 from .ownership import mismatch
 from .outputs import per_output_classes, same_classes
@@ -284,7 +285,16 @@ class FederatedModelPlugin(WorkerPlugin):
             }
 
     def local_model(self, timeout: float = -1) -> BaseEstimator:
-        """A copy of this worker's current local model.
+        """A copy of this worker's current local model (see :meth:`local_parameters`)."""
+        params, state = self.local_parameters(timeout)
+        # Rebuilt from its parameters, not deep-copied: a Birch's linked leaves exceed the recursion limit.
+        model = self.adapter.initialize_like(self.estimator, self.global_model)
+        self.adapter.set_state(model, state)
+        self.adapter.set_params(model, params)
+        return model
+
+    def local_parameters(self, timeout: float = -1) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Copies of this worker's local parameters and training state.
 
         Waits for a running training task at most ``timeout`` seconds (-1: as
         long as it takes), then raises ``RuntimeError``.
@@ -297,14 +307,14 @@ class FederatedModelPlugin(WorkerPlugin):
         try:
             if self.model is None:
                 raise RuntimeError(f"plugin {self.name!r} has no model yet: no fit has started")
-            return copy.deepcopy(self.model)
+            return copy.deepcopy(self.adapter.get_params(self.model)), self.adapter.get_state(self.model)
         finally:
             self.lock.release()
 
     def predict(self, X: np.ndarray, method: str = "predict") -> np.ndarray:
         """Label ``X`` with this worker's local model (copied under the lock, waiting at most 1 s)."""
         model = self.local_model(timeout=1.0)  # a prediction request should not wait long
-        return getattr(model, method)(np.asarray(X, dtype=np.float64))
+        return getattr(model, method)(as_float(as_rows(X)))
 
     # ------------------------------------------------------------------ training
     def train(

@@ -33,7 +33,6 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import get_tags
 
 from .wording import count
@@ -44,7 +43,7 @@ except ImportError:  # pragma: no cover
     pd = None
 
 #: First steps that turn one item per sample (a text, a dict) into features.
-ITEM_TRANSFORMERS: tuple[type, ...] = (HashingVectorizer, FeatureHasher, FunctionTransformer)
+ITEM_TRANSFORMERS: tuple[type, ...] = (HashingVectorizer, FeatureHasher)
 
 
 def as_rows(data: Any) -> Any:
@@ -107,8 +106,7 @@ def check_accepted(estimator: BaseEstimator, rows: str, n_samples: int | None) -
     """
     name = type(estimator).__name__
     if rows == "items":
-        first = _first_step(estimator)
-        if not isinstance(first, ITEM_TRANSFORMERS):
+        if not takes_items(estimator):
             items = "items" if n_samples is None else count(n_samples, "item")
             raise TypeError(
                 f"X is a 1-d array of {items} (e.g. texts), but {name} expects rows of "
@@ -117,6 +115,11 @@ def check_accepted(estimator: BaseEstimator, rows: str, n_samples: int | None) -
             )
     elif rows == "sparse" and not get_tags(estimator).input_tags.sparse:
         raise TypeError(f"X is a sparse matrix, which {name} does not accept; expected a dense array (X.toarray())")
+
+
+def takes_items(estimator: BaseEstimator) -> bool:
+    """True for a model whose first step turns items (texts, dicts) into features."""
+    return isinstance(_first_step(estimator), ITEM_TRANSFORMERS)
 
 
 def _first_step(estimator: BaseEstimator) -> Any:

@@ -68,8 +68,11 @@ def version(name: str, dask_worker: Any = None) -> int | None:
 
 
 async def local_model(name: str, dask_worker: Any = None) -> Any:
-    """``client.run``: a copy of this worker's local model (waits for a block in a thread)."""
-    return await asyncio.get_running_loop().run_in_executor(None, _plugin(dask_worker, name).local_model)
+    """``client.run``: this worker's local parameters and state (waits for a block in a thread).
+
+    Parameters travel, not the estimator: some (a Birch's linked leaves) do not pickle.
+    """
+    return await asyncio.get_running_loop().run_in_executor(None, _plugin(dask_worker, name).local_parameters)
 
 
 async def predict_local(name: str, X: Any, method: str, dask_worker: Any = None) -> Any:

@@ -174,5 +174,7 @@ def test_a_birch_with_many_leaves_is_handed_out_whole(shared_client, unique_name
     birch = Birch(n_clusters=None, threshold=0.05, branching_factor=3)
     with federated_session(shared_client, birch, name=unique_name, sync=EveryNBatches(4), block_size=500, progress=False) as coord:
         model = coord.fit(X).global_model()
+        assert all(len(local.subcluster_centers_) for local in coord.local_models().values())
+        assert coord.predict(X[:10], model="local").shape == (10,)
     assert len(model.subcluster_centers_) > 1_000
     assert model.predict(X[:10]).shape == (10,)

@@ -109,3 +109,4 @@ def test_an_exact_inner_family_stays_exact(shared_client, unique_name, meta):
 def test_an_unsupported_inner_estimator_is_refused_with_its_reason(estimator, error, message):
     with pytest.raises(error, match=message):
         FederatedModelPlugin(estimator, classes=[0, 1])
+

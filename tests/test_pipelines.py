@@ -8,6 +8,8 @@ from sklearn.kernel_approximation import RBFSampler
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.feature_selection import SelectFromModel
+from sklearn.multioutput import MultiOutputRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
 
@@ -128,8 +130,12 @@ def test_a_server_optimizer_on_a_scaler_pipeline_is_refused_before_training(clie
         (make_pipeline(StandardScaler(), KNeighborsClassifier()), r"step 'kneighborsclassifier': estimator=KNeighborsClassifier has no partial_fit"),
         (Pipeline([("scale", StandardScaler()), ("clf", "passthrough")]), r"step 'clf' is 'passthrough'; expected a final estimator"),
         (make_pipeline(StandardScaler(with_std=False), SGDClassifier()), r"step 'standardscaler'.*with_std=False\) is not supported"),
+        (make_pipeline(SelectFromModel(SGDClassifier(), threshold="median"), SGDClassifier()), r"step 'selectfrommodel': SelectFromModel cannot come before another step"),
+        (make_pipeline(RBFSampler(random_state=0, gamma="scale"), SGDClassifier()), r"RBFSampler\(gamma='scale'\) reads gamma from the data"),
+        (make_pipeline(StandardScaler(), MultiOutputRegressor(SGDRegressor())), r"step 'multioutputregressor': MultiOutputRegressor learns a 2-d y"),
     ],
-    ids=["unseeded random map", "data-dependent transformer", "unsupported final step", "no final step", "bad scaler"],
+    ids=["unseeded random map", "data-dependent transformer", "unsupported final step", "no final step", "bad scaler",
+         "width set by training", "gamma from the data", "multi-output final step"],
 )
 def test_a_pipeline_that_cannot_be_federated_is_refused_on_the_client(pipeline, message):
     with pytest.raises((TypeError, ValueError), match=message):

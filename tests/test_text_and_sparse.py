@@ -61,6 +61,7 @@ def test_texts_train_a_hashing_pipeline_from_numpy_and_from_dask(client, unique_
         assert coord.score(db.from_sequence(list(X_test), npartitions=2), db.from_sequence(y_test.tolist(), npartitions=2)) == pytest.approx(np.mean(labels == y_test))
         series = dd.from_pandas(pd.Series(X_test), npartitions=2)
         np.testing.assert_array_equal(np.asarray(coord.predict(series).compute()), labels)
+        assert np.mean(coord.predict(X_test, model="local") == y_test) > 0.9  # a worker's own model takes texts too
 
 
 def test_sparse_blocks_stay_sparse_from_validation_to_prediction(client, unique_name):
@@ -126,3 +127,23 @@ def test_a_bag_cut_from_a_persisted_bag_trains(client, unique_name):
     with federated_session(client, text_pipeline(), name=unique_name, classes=[0, 1], progress=False) as coord:
         coord.fit(first_X, first_y)
         assert sum(r.samples for r in coord.history) == 400
+
+
+def test_models_that_learn_no_targets_fit_sparse_rows_and_texts_without_y(client, unique_name):
+    import dask.bag as db
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.feature_extraction.text import HashingVectorizer as Hasher
+
+    X, y = texts(1_200, seed=5)
+    vectorizer = Hasher(n_features=2**10, alternate_sign=False)
+    sparse = vectorizer.transform(X)
+    with federated_session(client, MaxAbsScaler(), name=unique_name + "-scaler", block_size=300, progress=False) as coord:
+        scaler = coord.fit(sparse).global_model()  # no y, sparse X
+    np.testing.assert_allclose(scaler.max_abs_, MaxAbsScaler().fit(sparse).max_abs_)
+    # k-means++ draws its initial centers from a sample of hashed texts, here from a dask bag without y
+    pipeline = make_pipeline(Hasher(n_features=2**10, alternate_sign=False), MiniBatchKMeans(2, random_state=0))
+    with federated_session(client, pipeline, name=unique_name + "-kmeans", block_size=300, progress=False) as coord:
+        model = coord.fit(db.from_sequence(list(X), npartitions=4)).global_model()
+        assert sum(r.samples for r in coord.history) == len(X)
+    labels = model.predict(X)
+    assert max(np.mean(labels == y), np.mean(labels != y)) > 0.8  # the two topics, up to naming

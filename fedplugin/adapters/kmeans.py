@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.cluster import MiniBatchKMeans, kmeans_plusplus
 from sklearn.metrics import pairwise_distances_argmin_min
@@ -153,6 +154,8 @@ def initial_centers(estimator: BaseEstimator, sample: np.ndarray) -> np.ndarray:
     ValueError: init='k-means++' chooses 5 initial centers from a sample of the training data, which has 4 rows; expected at least n_clusters=5 rows (fit_stream samples its first batch only)
     """
     init, k = estimator.init, estimator.n_clusters
+    if sp.issparse(sample):  # a sample of a few thousand rows: dense is fine, and what "random" returns
+        sample = sample.toarray()
     if len(sample) < k:
         raise ValueError(
             f"init={init!r} chooses {k} initial centers from a sample of the training data, which has "

@@ -125,8 +125,7 @@ class OneVsOneAdapter(_MulticlassAdapter):
         for estimator, (first, second) in zip(model.estimators_, pairs):
             rows = (y == first) | (y == second)
             if rows.any():
-                target = np.zeros_like(y[rows])
-                target[y[rows] == second] = 1
+                target = (y[rows] == second).astype(int)  # 0/1 whatever the labels' type
                 self._inner().partial_fit(estimator, X[rows], target)
 
 

@@ -60,8 +60,12 @@ from sklearn.utils import get_tags
 
 from ..rows import n_columns
 from .base import ModelAdapter, Params, fresh_copy
+from .incremental_pca import IncrementalPCAAdapter
+from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
 
 SEPARATOR = "/"
+#: Trained steps that may come before another: their output width is known before training.
+MIDDLE_STEP_ADAPTERS = (StandardScalerAdapter, MinMaxScalerAdapter, MaxAbsScalerAdapter, IncrementalPCAAdapter)
 
 #: Vectorizers of items (texts, dicts): stateless, with a fixed number of output features.
 HASHERS: tuple[type, ...] = (HashingVectorizer, FeatureHasher)
@@ -135,6 +139,12 @@ class PipelineAdapter(ModelAdapter):
                 raise type(exc)(f"{_fixed_or_adapted_message(name, step)}: {exc}") from exc
             if not hasattr(step, "transform"):
                 raise TypeError(f"step {name!r}: {type(step).__name__} has no transform; only the last step may be a predictor")
+            if not isinstance(adapter, MIDDLE_STEP_ADAPTERS):
+                raise TypeError(
+                    f"step {name!r}: {type(step).__name__} cannot come before another step: the number of "
+                    "features it outputs is not fixed before training; expected a fixed transformer, a scaler "
+                    "(StandardScaler, MinMaxScaler, MaxAbsScaler) or IncrementalPCA there"
+                )
             adapters[name] = adapter
         if _is_skipped(last):
             raise ValueError(f"step {last_name!r} is {last!r}; expected a final estimator with partial_fit")
@@ -142,10 +152,16 @@ class PipelineAdapter(ModelAdapter):
             adapters[last_name] = adapter_for(last)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"step {last_name!r}: {exc}") from exc
+        if adapters[last_name].multi_output:
+            raise TypeError(
+                f"step {last_name!r}: {type(last).__name__} learns a 2-d y, which a federated Pipeline does not "
+                "carry yet; expected a single-output final step (or federate the multi-output estimator alone)"
+            )
         _check_sparse_flow(steps)
         self.adapters = adapters
         self.exact_aggregation = all(a.exact_aggregation for a in adapters.values())
         self.takes_server_optimizer = all(a.takes_server_optimizer and not a.exact_aggregation for a in adapters.values())
+        self.fixed_shapes = all(a.fixed_shapes for a in adapters.values())
 
     def check_settings(self, estimator: BaseEstimator) -> None:
         self._adapters(estimator)
@@ -265,6 +281,11 @@ class PipelineAdapter(ModelAdapter):
 
 def _check_fixed(name: str, step: Any) -> bool:
     """True for a transformer every worker can build alike without data; refuses a random map without a seed."""
+    if isinstance(step, RBFSampler) and isinstance(step.gamma, str):
+        raise ValueError(
+            f"step {name!r}: RBFSampler(gamma={step.gamma!r}) reads gamma from the data, which each worker "
+            "would read differently (and the initial model has none); expected a number, e.g. gamma=1.0 / n_features"
+        )
     if isinstance(step, RANDOM_FEATURE_MAPS):
         seed = step.random_state
         if not isinstance(seed, Integral) or isinstance(seed, bool):
