@@ -41,6 +41,7 @@ import subprocess
 import sys
 import textwrap
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -234,38 +235,59 @@ def as_script(blocks: list[Block]) -> str | None:
     return "\n".join(parts)
 
 
-def run(args: list[str], cwd: Path, what: str, shown: str = "") -> None:
-    """Run ``args`` in ``cwd``; fail the test with its error output (then ``shown``) if it fails."""
+def run(args: list[str], cwd: Path, what: str, shown: str = "") -> str | None:
+    """Run ``args`` in ``cwd``; the failure message (its error output, then ``shown``), or None."""
     try:
         done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=PAGE_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{what} did not finish in {PAGE_TIMEOUT} s:\n{(exc.stderr or b'')[-4000:]}{shown}")
+        return f"{what} did not finish in {PAGE_TIMEOUT} s:\n{(exc.stderr or b'')[-4000:]}{shown}"
     if done.returncode != 0:
-        pytest.fail(f"{what} failed (exit {done.returncode}):\n{done.stderr[-6000:]}{shown}")
+        return f"{what} failed (exit {done.returncode}):\n{done.stderr[-6000:]}{shown}"
+    return None
 
 
-def pages_to_run() -> list[str]:
-    return [str(path.relative_to(ROOT)) for path in PAGES if any(b.skip is None for b in page_blocks(path))]
-
-
-@pytest.mark.timeout(PAGE_TIMEOUT + 30)
-@pytest.mark.parametrize("page", pages_to_run())
-def test_page_runs(page, tmp_path):
+def run_page(page: str, tmp_path: Path) -> str | None:
+    """Run ``page``'s examples in a fresh process in ``tmp_path``; the failure message, or None."""
     blocks = [b for b in page_blocks(ROOT / page) if b.skip is None]
     script = as_script(blocks)
     if script is not None:
         (tmp_path / "example.py").write_text(script)
         numbered = "\n".join(f"{n:4} {line}" for n, line in enumerate(script.splitlines(), start=1))
         shown = f"\n\nthe script:\n{numbered}"
-        run([sys.executable, "example.py"], tmp_path, f"the examples of {page}, run as a script", shown)
-        return
+        return run([sys.executable, "example.py"], tmp_path, f"the examples of {page}, run as a script", shown)
     blocks_file = tmp_path / "blocks.json"
     blocks_file.write_text(json.dumps([asdict(b) for b in blocks]))
     runner = (
         f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); "
         f"import test_docs_examples; test_docs_examples.run_page_here({str(blocks_file)!r})"
     )
-    run([sys.executable, "-c", runner], tmp_path, f"the examples of {page}")
+    return run([sys.executable, "-c", runner], tmp_path, f"the examples of {page}")
+
+
+def pages_to_run() -> list[str]:
+    return [str(path.relative_to(ROOT)) for path in PAGES if any(b.skip is None for b in page_blocks(path))]
+
+
+@pytest.fixture(scope="module")
+def page_runs(request, tmp_path_factory):
+    """The selected pages started at once, two processes at a time (a page mostly waits on its imports
+    and its cluster's start: two at a time nearly halve the module's time on 2 cores)."""
+    selected = [
+        item.callspec.params["page"] for item in request.session.items
+        if getattr(item, "originalname", None) == "test_page_runs" and item.module is request.module
+    ]
+    pool = ThreadPoolExecutor(max_workers=2)
+    futures = {page: pool.submit(run_page, page, tmp_path_factory.mktemp("page")) for page in selected}
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.timeout(len(pages_to_run()) * PAGE_TIMEOUT)
+@pytest.mark.parametrize("page", pages_to_run())
+def test_page_runs(page, page_runs):
+    failure = page_runs[page].result()
+    if failure is not None:
+        pytest.fail(failure)
 
 
 # ------------------------------------------------------- the extractor itself
