@@ -111,9 +111,7 @@ class GlobalModelMixin:
         return float(model.score(as_float(as_rows(X)), np.asarray(y)))
 
     def _build(self, model: GlobalModel) -> BaseEstimator:
-        estimator = self.adapter.initialize_like(self.estimator, model)
-        self.adapter.set_params(estimator, copy.deepcopy(model.params))
-        return estimator
+        return self.adapter.build(self.estimator, model, copy.deepcopy(model.params))
 
     def _cached_global(self) -> BaseEstimator:
         """The global model as an estimator, fetched from the store once per version."""
@@ -159,12 +157,8 @@ class GlobalModelMixin:
     def local_models(self) -> dict[str, BaseEstimator]:
         """Copies of every worker's local model, by worker address."""
         self._check_fitted()
-        models = {}
-        for worker, (params, state) in self.client.run(tasks.local_model, self.name).items():
-            models[worker] = self.adapter.initialize_like(self.estimator, self._global)
-            self.adapter.set_state(models[worker], state)
-            self.adapter.set_params(models[worker], params)
-        return models
+        answers = self.client.run(tasks.local_model, self.name)
+        return {worker: self.adapter.build(self.estimator, self._global, params, state) for worker, (params, state) in answers.items()}
 
     def worker_states(self) -> dict[str, dict[str, Any]]:
         """Each worker's model version, parameters and sample counters."""

@@ -223,9 +223,7 @@ class FederatedModelPlugin(WorkerPlugin):
         """
         self.merge_incoming()
         model = self.rounds.applied
-        self.model = self.adapter.initialize_like(self.estimator, model)
-        self.adapter.set_state(self.model, model.extra.get("state", {}))
-        self.adapter.set_params(self.model, copy.deepcopy(model.params))
+        self.model = self.adapter.build(self.estimator, model, copy.deepcopy(model.params), model.extra.get("state", {}))
         self.rounds.drop_updates()
         self.samples_since_sync = 0
         logger.warning("worker %s: training %s diverged; reset to global version %d", self.worker.address, self.name, model.version)
@@ -288,10 +286,7 @@ class FederatedModelPlugin(WorkerPlugin):
         """A copy of this worker's current local model (see :meth:`local_parameters`)."""
         params, state = self.local_parameters(timeout)
         # Rebuilt from its parameters, not deep-copied: a Birch's linked leaves exceed the recursion limit.
-        model = self.adapter.initialize_like(self.estimator, self.global_model)
-        self.adapter.set_state(model, state)
-        self.adapter.set_params(model, params)
-        return model
+        return self.adapter.build(self.estimator, self.global_model, params, state)
 
     def local_parameters(self, timeout: float = -1) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Copies of this worker's local parameters and training state.

@@ -100,6 +100,20 @@ class ModelAdapter:
         extra = {} if n_outputs is None else {"n_outputs": n_outputs}
         return self.initialize(estimator, record.n_features, record.classes, **extra)
 
+    def build(
+        self, estimator: BaseEstimator, shape: Any, params: Params, state: dict[str, float] | None = None
+    ) -> BaseEstimator:
+        """A model shaped like ``shape`` (see :meth:`initialize_like`) holding ``params`` and ``state``.
+
+        ``params`` are used as they are: pass a copy of arrays that must not
+        change. With ``state=None`` the model keeps the initial training state.
+        """
+        model = self.initialize_like(estimator, shape)
+        if state is not None:
+            self.set_state(model, state)
+        self.set_params(model, params)
+        return model
+
     def init_sample_size(self, estimator: BaseEstimator) -> int:
         """Rows of training data the initial model is chosen from; 0 (the default): none.
 

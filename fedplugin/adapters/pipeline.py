@@ -60,10 +60,10 @@ from sklearn.utils import get_tags
 
 from ..rows import n_columns
 from .base import ModelAdapter, Params, fresh_copy
+from .composite import SEPARATOR
 from .incremental_pca import IncrementalPCAAdapter
 from .scalers import MaxAbsScalerAdapter, MinMaxScalerAdapter, StandardScalerAdapter
 
-SEPARATOR = "/"
 #: Trained steps that may come before another: their output width is known before training.
 MIDDLE_STEP_ADAPTERS = (StandardScalerAdapter, MinMaxScalerAdapter, MaxAbsScalerAdapter, IncrementalPCAAdapter)
 
