@@ -25,6 +25,7 @@ from .sampling import WorkerSample
 from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
 from .session import federated_session
 from .store import GlobalModel, ModelStore
+from .stragglers import FedBuff, Quorum
 from .sync import AnyOf, DriftThreshold, EveryNBatches, EverySeconds, LocalStats, SyncPolicy
 
 logging.getLogger("fedplugin").addHandler(logging.NullHandler())
@@ -42,6 +43,7 @@ __all__ = [
     "DriftThreshold",
     "EarlyStopping",
     "FedAdagrad",
+    "FedBuff",
     "FedAdam",
     "FedAvg",
     "FedAvgM",
@@ -62,6 +64,7 @@ __all__ = [
     "ModelStore",
     "MultiKrum",
     "PerParameter",
+    "Quorum",
     "passive_aggressive_grid",
     "Round",
     "plot_history",

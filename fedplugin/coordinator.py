@@ -48,6 +48,7 @@ from .server_optimizers import check_rule_fits
 from .signals import SignalsMixin
 from .sources import BlockSource, StreamSource
 from .store import GlobalModel
+from .stragglers import Quorum, as_stragglers
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
 
@@ -133,6 +134,12 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         :class:`~fedplugin.compression.Float16`, :class:`~fedplugin.compression.Int8`
         or :class:`~fedplugin.compression.TopK` (with error feedback), see
         :doc:`/guide/compression`. Refused for families combined exactly.
+    stragglers : Quorum or FedBuff, optional
+        Let a round close without its slowest workers: once enough of them
+        are done, or at a deadline (:class:`~fedplugin.Quorum`), or every ``K``
+        updates (:class:`~fedplugin.FedBuff`). A late worker's progress joins
+        a later round, discounted by its staleness; see :doc:`/guide/strategies`.
+        Needs ``overlap`` ``True`` or ``"auto"``. Default: wait for every worker.
 
     Attributes
     ----------
@@ -176,6 +183,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         tol: float = 1e-3,
         validation_data: tuple[Any, Any] | None = None,
         compression: str | Codec | None = None,
+        stragglers: Quorum | None = None,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client={client!r} is not a distributed.Client")
@@ -189,6 +197,9 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         if overlap not in ("auto", True, False):
             raise ValueError(f"overlap={overlap!r} is not supported; expected 'auto', True or False")
         self.overlap = overlap
+        self.stragglers = as_stragglers(stragglers)
+        if self.stragglers is not None and overlap is False:
+            raise ValueError(f"stragglers={stragglers!r} needs overlap=True or 'auto': late workers train on while a round closes")
         self.preempt = bool(preempt)
         self.progress = progress
         self.worker_timeout = worker_timeout

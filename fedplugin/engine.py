@@ -26,40 +26,34 @@ import logging
 import pickle
 import time
 import uuid
-import warnings
 from collections import deque
 from concurrent.futures import CancelledError
 from typing import Any
 
 from distributed import as_completed, wait
 from distributed.comm.core import CommClosedError
-from distributed.scheduler import KilledWorker
 
 from . import exchange, tasks
 from .anchors import anchor_groups, train_key
-from .blocks import rescatter_lost
-from .divergence import TrainingDiverged, diverged_once, diverged_twice
 from .exchange import RoundSummary
 from .local_training import TaskReport
 from .open_rounds import Closing, OpenRound, moving_average
-from .queues import rebalance, requeue, shares_of, take
+from .queues import rebalance, shares_of, take
+from .late_rounds import LateRoundsMixin
+from .recovery import MAX_ATTEMPTS, WORKER_LOST, RecoveryMixin
 from .sources import BlockSource
 
 logger = logging.getLogger("fedplugin")
 
-#: How often a block may be lost with its worker before ``fit`` gives up.
-MAX_ATTEMPTS = 3
 #: With ``overlap="auto"``: overlap once tasks last this many times a round's combining.
 AUTO_OVERLAP_RATIO = 2.0
 #: Seconds a round's combining is assumed to take until one is measured.
 AUTO_FIRST_CLOSE_SECONDS = 0.02
 #: Seconds a failed fit waits for its aborted tasks before cancelling them.
 ABORT_WAIT_SECONDS = 30.0
-#: What a training task raises when its worker, or the data it held, died.
-WORKER_LOST = (KilledWorker, CancelledError, CommClosedError, OSError)
 
 
-class RoundEngine:
+class RoundEngine(RecoveryMixin, LateRoundsMixin):
     """Train every block of ``source`` through rounds, for one ``fit`` or ``fit_stream``.
 
     Parameters
@@ -94,6 +88,8 @@ class RoundEngine:
         self.checks_on_workers = policy.checks_on_workers
         self.task_seconds: float | None = None  # moving averages, for overlap="auto"
         self.close_seconds: float | None = None
+        self.carried: set[Any] = set()  # tasks moved to a later round: their workers are late
+        self.head_since: dict[int, float] = {}  # round -> when it became the oldest (a Quorum's deadline)
 
     @property
     def overlapping(self) -> bool:
@@ -130,7 +126,12 @@ class RoundEngine:
             self._open_rounds()
             while True:
                 # Reports are fetched in the background as tasks finish.
-                for future, result in self.futures:
+                for report in self._reports():
+                    if report is None:  # the oldest round's deadline passed
+                        self._close_finished_rounds()
+                        continue
+                    future, result = report
+                    self.carried.discard(future)
                     rnd, worker, items = self.inflight.pop(future)
                     rnd.pending -= 1
                     self._collect(future, result, rnd, worker, items)
@@ -165,6 +166,10 @@ class RoundEngine:
         rebalance(source.queues, self.workers)
         # With a sample, the others' blocks wait in their queues (or are taken by a sampled worker).
         workers = self.workers if coord.sample is None else coord.sample.choose(self.workers, self.next_base)
+        late = self._late_workers()  # they catch up first; the others take their blocks
+        workers = [w for w in workers if w not in late]
+        if not workers:
+            return None
         budget = coord.policy.blocks_per_round(len(workers))
         source.top_up(budget or len(workers) * coord.max_task_blocks)
         remaining = budget if budget and not source.exhausted else source.queued()
@@ -264,64 +269,14 @@ class RoundEngine:
             if self.coord.preempt:
                 self.coord._request_stop(rnd.token, [w for r, w, _ in self.inflight.values() if r is rnd])
 
-    def _worker_lost(self, error: BaseException, worker: str) -> bool:
-        """Did the task fail because its worker died (not an I/O error of the user's data)?"""
-        if isinstance(error, (KilledWorker, CancelledError)):
-            return True
-        return isinstance(error, OSError) and worker not in self.coord._workers()
-
-    def _lost(self, rnd: OpenRound, worker: str, items: list, exc: BaseException) -> None:
-        """The task's worker died: train its blocks again."""
-        logger.warning("training task on %s failed (%r); blocks to train again: %d", worker, exc, len(items))
-        self.coord._wait_for_workers()
-        self.workers = self.coord._workers()
-        rescatter_lost(self.client, list(self.source.blocks.values()))
-        self._requeue(rnd, items)
-        if rnd.accepting:
-            # Busy: a task of this round, or of a later one (a round's task must
-            # not run after a later round's task on the same worker).
-            busy = {w for r, w, _ in self.inflight.values() if r.base >= rnd.base}
-            for idle in self.workers:
-                if idle not in busy:
-                    self._launch(rnd, idle)
-
-    def _requeue(self, rnd: OpenRound, items: list) -> None:
-        for _, index in items:
-            self.attempts[index] = self.attempts.get(index, 0) + 1
-            if self.attempts[index] >= MAX_ATTEMPTS:
-                raise RuntimeError(f"block {index} was lost with its worker {MAX_ATTEMPTS} times; giving up")
-        self._retrain(rnd, items)
-
-    def _retrain(self, rnd: OpenRound, items: list) -> None:
-        """Train ``items`` again in ``rnd``: each of its workers' share grows by the blocks it is dealt."""
-        rnd.retrained += len(items)
-        members = [w for w in rnd.shares if w in self.workers] or self.workers  # a sample stays a sample
-        for worker, count in requeue(self.source.queues, members, items).items():
-            rnd.shares[worker] = rnd.shares.get(worker, 0) + count
-
-    def _diverged(self, rnd: OpenRound, report: TaskReport, items: list) -> None:
-        """A worker diverged and reset itself (``plugin.train``): its blocks of the open rounds are
-        trained again (a round being combined finds it missing); a block diverging twice stops the fit."""
-        index, message = report.diverged
-        item = next(item for item in items if item[1] == index)
-        if item in self.diverged:
-            raise TrainingDiverged(diverged_twice(index, self.diverged[item], (report.worker, message)))
-        self.diverged[item] = (report.worker, message)
-        self.reset_workers.add(report.worker)
-        warnings.warn(diverged_once(index, report.worker, message), RuntimeWarning, stacklevel=6)  # fit's caller
-        for open_round in self.rounds:
-            open_round.diverged.add(report.worker)
-            open_round.samples_by.pop(report.worker, None)
-            open_round.score_by.pop(report.worker, None)
-            self._retrain(open_round, open_round.trained_by.pop(report.worker, []))
-        self._retrain(rnd, items)
-
     # ------------------------------------------------------------- closing
     def _close_finished_rounds(self) -> None:
         """Start combining the oldest round once all its tasks reported (one at a time)."""
         self._finish_close(block=False)
-        while self.closing is None and self.rounds and self.rounds[0].pending == 0:
+        while self.closing is None and self.rounds and self._may_close(self.rounds[0]):
             rnd = self.rounds.pop(0)
+            self.head_since.pop(rnd.base, None)
+            rnd.late = self._carry_late(rnd)
             self._start_close(rnd, attempt=0)
             if self.overlapping and (not self.rounds or self.queue_ahead):
                 self._open_rounds()  # the workers go on while the round is combined
@@ -338,7 +293,8 @@ class RoundEngine:
         aggregator = candidates[attempt % len(candidates)]
         call = self.client.run(
             exchange.close_round, self.coord.name, rnd.base, participants, self.coord.aggregator,
-            codec=self.coord.compression, workers=[aggregator], on_error="return", asynchronous=True,
+            codec=self.coord.compression, late=tuple(rnd.late), staleness_exponent=self._staleness_exponent,
+            workers=[aggregator], on_error="return", asynchronous=True,
         )
         closing = Closing(rnd, attempt, aggregator, asyncio.run_coroutine_threadsafe(call, self.client.loop.asyncio_loop))
         started = time.perf_counter()

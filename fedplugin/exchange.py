@@ -19,7 +19,7 @@ It returns a small :class:`RoundSummary`: all the client receives.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from distributed.protocol import Serialize, to_serialize
@@ -29,6 +29,7 @@ from .compression import Codec, received
 from .privacy import privacy_spent
 from .rounds import Update, next_global
 from .store import GlobalModel
+from .stragglers import discount_stale
 
 #: Workers one worker sends a new global model to directly; the rest get it from them.
 FAN_OUT = 8
@@ -82,14 +83,16 @@ class RoundSummary:
 
 async def close_round(
     name: str, base: int, participants: list[str], rule: Any, current: bool = False, codec: Codec | None = None,
-    dask_worker: Any = None,
+    late: tuple[str, ...] = (), staleness_exponent: float = 0.5, dask_worker: Any = None,
 ) -> RoundSummary:
     """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``.
 
     ``current``: a participant with no update for the round hands over its
     model as it is now (a manual :meth:`~fedplugin.Coordinator.synchronize`).
     ``codec``: the participants send their updates compressed with it
-    (:mod:`fedplugin.compression`).
+    (:mod:`fedplugin.compression`). ``late``: workers still training for the
+    round, whose progress joins a later one (:mod:`fedplugin.stragglers`),
+    where it is discounted by its staleness with ``staleness_exponent``.
     """
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -124,7 +127,7 @@ async def close_round(
     # Combining a large model takes a while: in a thread, so this event loop
     # keeps answering (numpy releases the GIL for the arithmetic).
     new, excluded, payload, updates, sizes = await loop.run_in_executor(
-        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec
+        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec, (tuple(late), staleness_exponent)
     )
     combined = loop.time()
     # Stored first: if this worker dies while pushing, a retry finds the model
@@ -160,15 +163,23 @@ async def _push_again(name: str, model: GlobalModel, participants: list[str], wo
 
 
 def _combine(
-    reference: GlobalModel, pulled: list[dict[str, Any]], rule: Any, adapter: Any, codec: Codec | None
+    reference: GlobalModel, pulled: list[dict[str, Any]], rule: Any, adapter: Any, codec: Codec | None,
+    stragglers: tuple[tuple[str, ...], float] = ((), 0.5),
 ) -> tuple[GlobalModel, list[str], bytes, list[Update], tuple[int, int]]:
-    """The new model, its excluded workers and stored bytes, the decoded updates, their bytes sent and raw."""
+    """The new model, its excluded workers and stored bytes, the decoded updates, their bytes sent and raw.
+
+    ``stragglers``: the late workers, and the exponent that discounts a stale update.
+    """
+    late, exponent = stragglers
     updates, sent, raw = [], 0, 0
     for update in pulled:
         params, sent_nbytes, raw_nbytes = received(update, reference.params, codec)
+        if update.get("staleness", 0) > 0 and not adapter.exact_aggregation:
+            params = discount_stale(params, reference.params, update["staleness"], exponent)
         updates.append(Update(update["worker"], params, update["samples"], update["state"]))
         sent, raw = sent + sent_nbytes, raw + raw_nbytes
     new, excluded = next_global(reference, updates, rule, adapter)
+    new = replace(new, late=late)
     return new, excluded, new.to_bytes(), updates, (sent, raw)
 
 

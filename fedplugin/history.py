@@ -73,6 +73,9 @@ class Round:
     bytes_up_raw : int
         What ``bytes_up`` would have been uncompressed: equal to it without
         compression (0 in records of fedplugin versions before compression).
+    late_workers : tuple of str
+        Workers still training when the round closed (``Coordinator(stragglers=...)``):
+        their progress and blocks count in a later round.
     """
 
     round: int
@@ -97,6 +100,7 @@ class Round:
     push_seconds: float = 0.0
     epsilon: float | None = None
     bytes_up_raw: int = 0
+    late_workers: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,7 +118,7 @@ def round_record(rnd: Any, summary: Any, trigger: str, total_samples: int, onlin
         metrics={"online_score": sum(rnd.score_by.values()) / samples} if online else {}, client_bytes=rnd.client_bytes,
         combine_seconds=summary.seconds, pull_seconds=summary.pull_seconds,
         compute_seconds=summary.combine_seconds, push_seconds=summary.push_seconds,
-        epsilon=getattr(summary, "epsilon", None), bytes_up_raw=summary.bytes_up_raw,
+        epsilon=getattr(summary, "epsilon", None), bytes_up_raw=summary.bytes_up_raw, late_workers=tuple(rnd.late),
     )
 
 

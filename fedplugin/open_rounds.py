@@ -30,6 +30,7 @@ class OpenRound:
     diverged: set[str] = field(default_factory=set)
     score_by: dict[str, float] = field(default_factory=dict)
     client_bytes: int = 0
+    late: list[str] = field(default_factory=list)  # workers still training when it closed
 
 
 @dataclass

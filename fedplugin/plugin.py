@@ -125,7 +125,7 @@ class FederatedModelPlugin(WorkerPlugin):
         # synchronize between fits waits half a second at most).
         self.lock = threading.Lock()
         self.model: BaseEstimator | None = None
-        self.rounds = RoundState(self.adapter)
+        self.rounds = RoundState(self.adapter, worker.address)
         self.samples_since_sync = 0
         self.samples_total = 0
         self.training_seconds = 0.0

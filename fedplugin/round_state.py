@@ -44,7 +44,7 @@ Examples
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,11 +58,16 @@ Params = dict[str, np.ndarray]
 
 @dataclass
 class Snapshot:
-    """One handed-over update: parameters, samples trained for the round, training state."""
+    """One handed-over update: parameters, samples trained for the round, training state.
+
+    ``since``: the oldest round whose progress it holds, when it holds a late
+    worker's progress carried over from earlier rounds (``None``: its own round).
+    """
 
     params: Params
     samples: int
     state: dict[str, float]
+    since: int | None = None
 
 
 class RoundState:
@@ -73,8 +78,10 @@ class RoundState:
     call them.
     """
 
-    def __init__(self, adapter: Any) -> None:
+    def __init__(self, adapter: Any, worker: str = "") -> None:
         self.adapter = adapter
+        #: This worker's address: a global model that names it as late does not hold its progress.
+        self.worker = worker
         self.lock = threading.Lock()
         self.applied: GlobalModel | None = None
         self.snapshots: dict[int, Snapshot] = {}
@@ -105,10 +112,20 @@ class RoundState:
         return bool(self.incoming)
 
     def hand_over(self, base: int, params: Params, samples: int, state: dict[str, float]) -> None:
-        """Keep ``params`` as this worker's update for round ``base`` (adding to earlier tasks' samples)."""
+        """Keep ``params`` as this worker's update for round ``base`` (adding to earlier tasks' samples).
+
+        If round ``base`` was combined while this worker trained for it (it was
+        late, see :mod:`fedplugin.stragglers`), the update goes to the round of
+        the global model it holds now.
+        """
         with self.lock:
+            since = None
+            if self.applied is not None and base < self.applied.version:
+                base, since = self.applied.version, base
             earlier = self.snapshots.get(base)
-            self.snapshots[base] = Snapshot(params, samples + (earlier.samples if earlier else 0), state)
+            if earlier is not None:
+                since = _oldest(since, earlier.since)
+            self.snapshots[base] = Snapshot(params, samples + (earlier.samples if earlier else 0), state, since)
 
     def drop_updates(self) -> None:
         """Forget every handed-over update not yet pulled, and error feedback's residual (training diverged)."""
@@ -120,7 +137,9 @@ class RoundState:
         """Merge every arrived global model: rebase the snapshots and ``local``; return the new local."""
         with self.lock:
             models, self.incoming[:] = sorted(self.incoming, key=lambda m: m.version), []
-            applied, local = _rebase_all(self.adapter, self.applied, self.snapshots, models, local, self.outbox.anchors)
+            applied, local = _rebase_all(
+                self.adapter, self.applied, self.snapshots, models, local, self.outbox.anchors, self.worker
+            )
             self.applied = applied
             if applied is not None:
                 self.outbox.forget_before(applied.version)
@@ -133,8 +152,8 @@ class RoundState:
         the round's global model (``"payload"``, see :class:`~fedplugin.compression.Outbox`).
         """
         with self.lock:
-            if base not in self.snapshots:
-                return None
+            if not any(b <= base for b in self.snapshots):
+                return None  # (a late worker's update for an earlier round may become this round's)
             pending = sorted((m for m in self.incoming if m.version <= base), key=lambda m: m.version)
             known = max([m.version for m in pending] + ([self.applied.version] if self.applied else []))
             if known != base:
@@ -144,9 +163,12 @@ class RoundState:
                 # drops this snapshot's progress (the snapshot is the anchor).
                 return None
             snapshots = dict(self.snapshots)
-            reference, _ = _rebase_all(self.adapter, self.applied, snapshots, pending, None, self.outbox.anchors)
+            reference, _ = _rebase_all(self.adapter, self.applied, snapshots, pending, None, self.outbox.anchors, self.worker)
+            if base not in snapshots:
+                return None
             snapshot = snapshots[base]
-            update = {"samples": snapshot.samples, "state": snapshot.state}
+            staleness = 0 if snapshot.since is None else base - snapshot.since
+            update = {"samples": snapshot.samples, "state": snapshot.state, "staleness": staleness}
             if codec is None:
                 return {"params": snapshot.params, **update}
             return {**self.outbox.encode(base, snapshot.params, reference.params, codec), **update}
@@ -154,13 +176,14 @@ class RoundState:
 
 def _rebase_all(
     adapter: Any, applied: GlobalModel | None, snapshots: dict[int, Snapshot], models: list[GlobalModel],
-    local: Params | None, sent: dict[int, Params] | None = None,
+    local: Params | None, sent: dict[int, Params] | None = None, worker: str = "",
 ) -> tuple[GlobalModel | None, Params | None]:
     """Apply ``models`` in version order to ``snapshots`` (in place) and ``local``.
 
     ``sent``: per round, what the model combined of a compressed update with
     error feedback; what it dropped stays with the worker (the anchor is what
-    was sent, not what was handed over).
+    was sent, not what was handed over). A model that names ``worker`` as late
+    holds none of its progress: everything is kept (see :func:`_carry_late`).
     """
     for model in models:
         if applied is not None and model.version <= applied.version:
@@ -168,6 +191,10 @@ def _rebase_all(
         if applied is None:
             applied, local = model, (None if local is None else model.params)
             snapshots.clear()
+            continue
+        if worker and worker in model.late:
+            local = _carry_late(adapter, applied, snapshots, model, local)
+            applied = model
             continue
         # What ``model`` already holds of this worker: its latest update below
         # ``model``'s version (that of the round that produced it, unless the
@@ -179,11 +206,41 @@ def _rebase_all(
         for base in earlier:
             del snapshots[base]  # combined into this model (or an earlier one)
         for base, snapshot in snapshots.items():
-            snapshots[base] = Snapshot(_rebase(adapter, model.params, snapshot.params, anchor), snapshot.samples, snapshot.state)
+            snapshots[base] = replace(snapshot, params=_rebase(adapter, model.params, snapshot.params, anchor))
         if local is not None:
             local = model.params if not is_finite(local) else _rebase(adapter, model.params, local, anchor)
         applied = model
     return applied, local
+
+
+def _carry_late(
+    adapter: Any, applied: GlobalModel, snapshots: dict[int, Snapshot], model: GlobalModel, local: Params | None
+) -> Params | None:
+    """``model`` was combined without this late worker: rebase everything on the model it held.
+
+    Its updates for rounds before ``model``'s were not pulled: the latest,
+    which holds the earlier ones' progress (the local model goes on from one
+    task to the next), becomes its update for ``model``'s round, with all
+    their samples.
+    """
+    anchor = applied.params
+    earlier = sorted(b for b in snapshots if b <= model.version)
+    carried = [snapshots.pop(b) for b in earlier]
+    for base, snapshot in snapshots.items():
+        snapshots[base] = replace(snapshot, params=_rebase(adapter, model.params, snapshot.params, anchor))
+    if carried:
+        since = min(s.since if s.since is not None else b for b, s in zip(earlier, carried))
+        latest = carried[-1]
+        snapshots[model.version] = Snapshot(
+            _rebase(adapter, model.params, latest.params, anchor), sum(s.samples for s in carried), latest.state, since
+        )
+    if local is None:
+        return None
+    return model.params if not is_finite(local) else _rebase(adapter, model.params, local, anchor)
+
+
+def _oldest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _rebase(adapter: Any, new_global: Params, x: Params, anchor: Params) -> Params:

@@ -109,7 +109,7 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
     extra: dict[str, Any] = {"state": state}
     if server:
         extra[SERVER_STATE] = server
-    new = replace(current, version=current.version + 1, params=params, rounds=current.rounds + 1, extra=extra)
+    new = replace(current, version=current.version + 1, params=params, rounds=current.rounds + 1, extra=extra, late=())
     return new, excluded
 
 

@@ -63,6 +63,10 @@ class GlobalModel:
     n_outputs : int or None
         Columns of ``y`` for a multi-output estimator, ``None`` for a 1-d ``y``
         (and for every model stored before fedplugin knew several outputs).
+    late : tuple of str
+        Workers still training when the round that made this version closed
+        (see :mod:`fedplugin.stragglers`): none of their progress is in it, so
+        they keep it. Not saved in checkpoints.
     """
 
     version: int
@@ -73,6 +77,7 @@ class GlobalModel:
     extra: dict[str, Any] = field(default_factory=dict)
     estimator: str = ""
     n_outputs: int | None = None
+    late: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
