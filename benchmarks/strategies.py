@@ -1,4 +1,4 @@
-"""Every aggregation rule and server optimizer on three scenarios: accuracy, not speed.
+"""Every aggregation rule and server optimizer on three scenarios, and the straggler protocols on a fourth.
 
 Run ``.venv/bin/python benchmarks/strategies.py`` (``--quick`` for a smoke run).
 Rules: ``WeightedMean``, ``Mean``, ``Median``, ``TrimmedMean(0.25)``,
@@ -6,7 +6,7 @@ Rules: ``WeightedMean``, ``Mean``, ``Median``, ``TrimmedMean(0.25)``,
 cluster has enough workers for them), ``FedAvg(server_lr=1)``,
 ``FedAvg(server_lr=n_workers)``, ``FedAvgM(server_lr=1, momentum=0.9)``,
 ``FedAdam()``, ``FedYogi()``, ``FedAdagrad()`` (fedplugin's defaults, which are
-Flower's). Three scenarios, one table each:
+Flower's). Four scenarios, one table each:
 
 1. **Stationary** (``LocalCluster(n_workers=2, threads_per_worker=1)``): the
    throughput benchmark's data (``dask_ml.datasets.make_classification``, 100
@@ -32,6 +32,11 @@ Flower's). Three scenarios, one table each:
    ``intercept_`` by -10 after the last block of its share of every round
    (:class:`PoisonLastBlock`, the idea of ``sync_protocols.py``). Held-out
    accuracy clean and poisoned.
+
+4. **Stragglers** (``LocalCluster(n_workers=4, threads_per_worker=1)``): one
+   worker of four made four times slower; synchronous rounds against
+   ``Quorum`` and ``FedBuff`` (``stragglers.py``, which runs it on its own and
+   documents how the straggler is slowed), one repeat here.
 
 A run that fails (a refusal, divergence) is reported with its error, not
 dropped. Tables go to stdout, everything to ``benchmarks/results/strategies.json``.
@@ -77,6 +82,7 @@ sys.path.insert(0, str(HERE))
 
 import cloudpickle  # noqa: E402
 import sync_protocols  # noqa: E402
+import stragglers  # noqa: E402
 import throughput  # the throughput benchmark's data, environment and JSON writer
 from sync_protocols import PoisonLastBlock  # noqa: E402
 
@@ -420,7 +426,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the three scenarios, print their tables, write the JSON report."""
+    """Run the four scenarios, print their tables, write the JSON report."""
     args = parse_args(argv)
     start = time.perf_counter()
     with LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as client:
@@ -430,9 +436,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         report_drifting = drifting(client, args.batches)
     print(f"3. poisoned worker: {POISON_WORKERS} workers, one multiplies its update by {POISON_SCALE:g}", flush=True)
     report_poisoned = poisoned(args.rows)
+    print(f"4. stragglers: {stragglers.N_WORKERS} workers, one {stragglers.SLOWDOWN:g}x slower", flush=True)
+    report_stragglers = stragglers.run(argparse.Namespace(rows=args.rows, repeats=1))
+    straggler_rows = stragglers.summarize(report_stragglers)
+    report_stragglers.update(summary=straggler_rows, goals=stragglers.goals(straggler_rows))
     report = {
         **throughput.environment(), "total_seconds": time.perf_counter() - start, "quick": args.quick,
         "stationary": report_stationary, "drifting": report_drifting, "poisoned": report_poisoned,
+        "stragglers": report_stragglers,
     }
     print(
         f"\n1. stationary ({report_stationary['train_rows']:,} training rows, {report_stationary['test_rows']:,} held out)\n"
@@ -440,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         + f"\n\n2. drifting streams ({report_drifting['rows']:,} rows; test-then-train accuracy, points vs single-process)\n"
         + drifting_table(report_drifting) + "\n\n" + goal_line(report_drifting["goal"])
         + f"\n\n3. poisoned worker ({report_poisoned['train_rows']:,} training rows)\n" + poisoned_table(report_poisoned)
+        + f"\n\n4. stragglers (measured {report_stragglers['measured_slowdown']:.1f}x slower per block)\n"
+        + stragglers.format_table(straggler_rows)
     )
     throughput.write_json(report, args.output)
     print(f"\nwritten: {args.output} ({report['total_seconds']:.0f} s)")

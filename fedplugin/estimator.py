@@ -9,6 +9,7 @@ unregisters the plugin again, so it fits in pipelines, grid searches and
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .adapters import adapter_for, fresh_copy
+from .coordinator import Coordinator
 from .session import client_or_default, federated_session
 from .predicting import apply_dask, is_dask, score_dask
 from .store import GlobalModel
@@ -55,6 +57,9 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         Rows per block for in-memory input.
     classes : array-like, optional
         All class labels; by default those of the first ``y`` seen.
+    coordinator_options : dict, optional
+        Other :class:`~fedplugin.Coordinator` keyword arguments, such as
+        ``{"compression": "int8", "stragglers": Quorum(min_workers=0.75)}``.
 
     Attributes
     ----------
@@ -86,6 +91,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         epochs: int = 1,
         block_size: int = 4096,
         classes: Any = None,
+        coordinator_options: dict[str, Any] | None = None,
     ) -> None:
         self.estimator = estimator
         self.client = client
@@ -94,6 +100,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.epochs = epochs
         self.block_size = block_size
         self.classes = classes
+        self.coordinator_options = coordinator_options
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -130,7 +137,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"X has {count(X.shape[1], 'feature')}; expected {self.n_features_in_}")
         if fitted and is_classifier(template):
             classes = self.classes_
-        options = dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size, progress=False)
+        options = {**self._coordinator_options(), **dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size)}
         with federated_session(client_or_default(self.client, "FederatedEstimator"), template, classes=classes, **options) as coord:
             if fitted:
                 coord.set_global_model(self.estimator_)
@@ -142,6 +149,20 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             self.classes_ = self.estimator_.classes_
         self.n_features_in_ = n_features
         return self
+
+    def _coordinator_options(self) -> dict[str, Any]:
+        """``coordinator_options``, checked before the cluster is touched (progress off by default)."""
+        given = {} if self.coordinator_options is None else self.coordinator_options
+        if not isinstance(given, dict):
+            raise TypeError(f"coordinator_options={given!r} must be a dict of Coordinator keyword arguments")
+        own = sorted(set(given) & {"sync", "aggregator", "block_size", "plugin", "client"})
+        if own:
+            raise ValueError(f"coordinator_options sets {own}: pass them to FederatedEstimator itself")
+        known = set(inspect.signature(Coordinator).parameters)
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise TypeError(f"coordinator_options has {unknown}, which Coordinator does not take; expected some of {sorted(known - {'client', 'plugin'})}")
+        return {"progress": False, **given}
 
     # ---------------------------------------------------------------- predicting
     def _check_input(self, X: Any) -> Any:

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fedplugin import EveryNBatches, FederatedEstimator, Median
+from fedplugin import EveryNBatches, FederatedEstimator, Median, Quorum
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,6 +46,30 @@ def test_fit_gives_plain_fitted_estimator(default_client, classification_data):
     assert not default_client.run(lambda dask_worker: [n for n in dask_worker.plugins if "estimator" in n])[
         next(iter(default_client.scheduler_info()["workers"]))
     ], "the temporary plugin is unregistered after fit"
+
+
+def test_coordinator_options_reach_the_coordinator(classification_data):
+    X, y = classification_data
+    options = {"compression": "int8", "stragglers": Quorum(min_workers=1)}
+    model = FederatedEstimator(SGDClassifier(random_state=0), sync=EveryNBatches(4), block_size=1000, coordinator_options=options)
+    model.fit(X, y)
+    assert sum(r.samples for r in model.history_) == len(X)
+    assert all(r.bytes_up_raw >= 3.9 * r.bytes_up for r in model.history_)  # int8: a quarter of float64's bytes
+    assert repr(clone(model).get_params()["coordinator_options"]) == repr(options)  # clone copies it
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"sync": 4}, ValueError, r"coordinator_options sets \['sync'\]: pass them to FederatedEstimator itself"),
+        ({"compresion": "int8"}, TypeError, r"coordinator_options has \['compresion'\], which Coordinator does not take"),
+        (["int8"], TypeError, r"coordinator_options=\['int8'\] must be a dict"),
+    ],
+)
+def test_bad_coordinator_options_refused_before_training(classification_data, options, error, message):
+    X, y = classification_data
+    with pytest.raises(error, match=message):
+        FederatedEstimator(SGDClassifier(), coordinator_options=options).fit(X, y)
 
 
 def test_partial_fit_continues(default_client, classification_data):

@@ -165,8 +165,12 @@ def test_non_finite_worker_is_left_out(client, data):
         coord.fit(X[:10_000], y[:10_000])  # 20 blocks: two rounds of 5 blocks per worker
     model = coord.global_model()
     assert np.isfinite(model.coef_).all() and np.isfinite(model.intercept_).all()
-    assert all(r.excluded_workers == (victim,) for r in coord.history)
-    assert all(victim not in r.workers and r.n_workers == 1 for r in coord.history)
+    # The victim is poisoned at the 5th block of a task: in which rounds it has one depends on
+    # timing (blocks trained again after a lost update may come in shorter tasks).
+    history = coord.history
+    assert any(r.excluded_workers == (victim,) for r in history)
+    assert all(r.excluded_workers in ((), (victim,)) for r in history)
+    assert all(victim not in r.workers and r.n_workers == 1 for r in history if r.excluded_workers)
     assert coord.score(X_test, y_test) > 0.6
     for state in coord.worker_states().values():  # the victim got the finite global model back
         np.testing.assert_allclose(state["params"]["coef_"], model.coef_)

@@ -72,3 +72,16 @@ def test_drift_goal_is_met_within_half_a_point_or_better_with_both_estimators():
     assert goal["met_by"] == {"abrupt": ["better", "abrupt only"], "gradual": ["better", "failed"]}
     assert goal["met_by_on_both_drifts"] == ["better"] and goal["met"]
     assert not strategies.drift_goal({"worse": runs(-1.0, -1.0, -1.0, -1.0)})["met"]
+
+
+def test_straggler_goal_takes_the_fastest_protocol_within_the_accuracy_goal():
+    import stragglers
+
+    def row(speedup, points):
+        return {"speedup_vs_sync": speedup, "points_vs_sync": points}
+
+    rows = {"synchronous": row(1.0, 0.0), "no straggler": row(5.0, 0.0), "fast but wrong": row(3.0, -0.8), "quorum": row(2.1, -0.3)}
+    assert stragglers.goals(rows) == {"best": "quorum", "speedup": 2.1, "goal_speedup": 1.8, "goal_points": 0.5, "met": True}
+    rows["quorum"] = row(1.5, 0.2)
+    assert stragglers.goals(rows)["met"] is False
+    assert stragglers.delay("X", address="tcp://nowhere:1", seconds=60) == "X"  # not on a worker: no delay
