@@ -9,6 +9,7 @@ import logging
 
 from .callbacks import EarlyStopping
 from .aggregation import Aggregator, Krum, Mean, Median, PerParameter, TrimmedMean, WeightedMean
+from .change_detectors import ADWIN, ChangeDetector, PageHinkley
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .coordinator import Coordinator
 from .deploy import register
@@ -26,17 +27,19 @@ from .search import CandidateSet, FederatedSearch, passive_aggressive_grid
 from .session import federated_session
 from .store import GlobalModel, ModelStore
 from .stragglers import FedBuff, Quorum
-from .sync import AnyOf, DriftThreshold, EveryNBatches, EverySeconds, LocalStats, SyncPolicy
+from .sync import AnyOf, DriftThreshold, EveryNBatches, EverySeconds, LocalStats, OnChange, SyncPolicy
 
 logging.getLogger("fedplugin").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ADWIN",
     "Aggregator",
     "AnyOf",
     "Bulyan",
     "CandidateSet",
+    "ChangeDetector",
     "Checkpoint",
     "Coordinator",
     "DPFedAvg",
@@ -63,6 +66,8 @@ __all__ = [
     "Median",
     "ModelStore",
     "MultiKrum",
+    "OnChange",
+    "PageHinkley",
     "PerParameter",
     "Quorum",
     "passive_aggressive_grid",

@@ -190,7 +190,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         _check_int(block_size, "block_size")
         _check_int(max_task_blocks, "max_task_blocks")
         self.client = client
-        self.policy = as_policy(sync)
+        self.policy = as_policy(sync, scoring)
         self.aggregator = as_aggregator(WeightedMean() if aggregator is None else aggregator)
         self.block_size = block_size
         self.max_task_blocks = max_task_blocks

@@ -83,7 +83,7 @@ class RoundSummary:
 
 async def close_round(
     name: str, base: int, participants: list[str], rule: Any, current: bool = False, codec: Codec | None = None,
-    late: tuple[str, ...] = (), staleness_exponent: float = 0.5, dask_worker: Any = None,
+    late: tuple[str, ...] = (), staleness_exponent: float = 0.5, trigger: str | None = None, dask_worker: Any = None,
 ) -> RoundSummary:
     """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``.
 
@@ -93,6 +93,7 @@ async def close_round(
     (:mod:`fedplugin.compression`). ``late``: workers still training for the
     round, whose progress joins a later one (:mod:`fedplugin.stragglers`),
     where it is discounted by its staleness with ``staleness_exponent``.
+    ``trigger``: what ended the round, for the rule (see :func:`~fedplugin.rounds.next_global`).
     """
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -127,7 +128,7 @@ async def close_round(
     # Combining a large model takes a while: in a thread, so this event loop
     # keeps answering (numpy releases the GIL for the arithmetic).
     new, excluded, payload, updates, sizes = await loop.run_in_executor(
-        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec, (tuple(late), staleness_exponent)
+        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec, (tuple(late), staleness_exponent), trigger
     )
     combined = loop.time()
     # Stored first: if this worker dies while pushing, a retry finds the model
@@ -164,7 +165,7 @@ async def _push_again(name: str, model: GlobalModel, participants: list[str], wo
 
 def _combine(
     reference: GlobalModel, pulled: list[dict[str, Any]], rule: Any, adapter: Any, codec: Codec | None,
-    stragglers: tuple[tuple[str, ...], float] = ((), 0.5),
+    stragglers: tuple[tuple[str, ...], float] = ((), 0.5), trigger: str | None = None,
 ) -> tuple[GlobalModel, list[str], bytes, list[Update], tuple[int, int]]:
     """The new model, its excluded workers and stored bytes, the decoded updates, their bytes sent and raw.
 
@@ -178,7 +179,7 @@ def _combine(
             params = discount_stale(params, reference.params, update["staleness"], exponent)
         updates.append(Update(update["worker"], params, update["samples"], update["state"]))
         sent, raw = sent + sent_nbytes, raw + raw_nbytes
-    new, excluded = next_global(reference, updates, rule, adapter)
+    new, excluded = next_global(reference, updates, rule, adapter, trigger)
     new = replace(new, late=late)
     return new, excluded, new.to_bytes(), updates, (sent, raw)
 

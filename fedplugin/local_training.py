@@ -76,8 +76,9 @@ def train_blocks(
         X_block, y_block = load_block(x, y)
         model = plugin.global_model
         check_block(index, X_block, y_block, model.n_features, model.classes, model.n_outputs)
-        if scorer is not None:
-            report.score_sum += scorer(plugin.model, X_block, y_block) * len(y_block)
+        score = None if scorer is None else float(scorer(plugin.model, X_block, y_block))
+        if score is not None:
+            report.score_sum += score * len(y_block)
         diverged = train_one(plugin, index, X_block, y_block)
         if diverged is not None:
             return _diverged(plugin, report, index, diverged, start)
@@ -103,6 +104,8 @@ def train_blocks(
             reference_norm=reference_norm,
             step=step,
             blocks_since_sync=_count_block(memory, plugin.global_model.version),
+            score=score,
+            block_rows=len(y_block),
             memory=memory["policies"],
         )
         report.trigger = policy.check(stats)

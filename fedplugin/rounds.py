@@ -59,7 +59,9 @@ def is_finite(params: dict[str, np.ndarray]) -> bool:
     return all(bool(np.all(np.isfinite(value))) for value in params.values())
 
 
-def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter: Any) -> tuple[GlobalModel, list[str]]:
+def next_global(
+    current: GlobalModel, updates: list[Update], rule: Any, adapter: Any, trigger: str | None = None
+) -> tuple[GlobalModel, list[str]]:
     """Combine ``updates`` into the global model that follows ``current``.
 
     Parameters
@@ -76,6 +78,9 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
         ``current.extra["server"]``.
     adapter : ModelAdapter
         The estimator family's adapter (exact families ignore ``rule``).
+    trigger : str, optional
+        What ended the round (``"change"``: a server optimizer may start its
+        state afresh, see :meth:`~fedplugin.ServerOptimizer.state_for`).
 
     Returns
     -------
@@ -103,7 +108,7 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
     excluded = [update.worker for update in ordered if not is_finite(update.params) and update.samples > 0]
     params, server = current.params, current.extra.get(SERVER_STATE)
     if finite:
-        params, server = _combine(current, finite, rule, adapter)
+        params, server = _combine(current, finite, rule, adapter, trigger)
     states = [update.state for update in finite if update.state]
     state = {key: float(np.mean([s[key] for s in states])) for key in states[0]} if states else current.extra.get("state", {})
     extra: dict[str, Any] = {"state": state}
@@ -113,7 +118,9 @@ def next_global(current: GlobalModel, updates: list[Update], rule: Any, adapter:
     return new, excluded
 
 
-def _combine(current: GlobalModel, finite: list[Update], rule: Any, adapter: Any) -> tuple[dict[str, np.ndarray], Any]:
+def _combine(
+    current: GlobalModel, finite: list[Update], rule: Any, adapter: Any, trigger: str | None
+) -> tuple[dict[str, np.ndarray], Any]:
     """The new parameters and server optimizer (or privacy) state (``None`` for a plain rule)."""
     if isinstance(rule, DPFedAvg):
         rule.check_family(adapter)
@@ -126,4 +133,4 @@ def _combine(current: GlobalModel, finite: list[Update], rule: Any, adapter: Any
     params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
     if optimizer is None:
         return params, None
-    return optimizer.step(current.params, params, current.extra.get(SERVER_STATE))
+    return optimizer.step(current.params, params, optimizer.state_for(trigger, current.extra.get(SERVER_STATE)))

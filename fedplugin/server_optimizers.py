@@ -23,7 +23,8 @@ Their state (``u``, or ``m`` and ``v``) lives in the global model, in
 ``GlobalModel.extra["server"]`` as ``{"rule": class name, slot: {parameter
 name: array}}``: the scheduler's store, checkpoints and restarted workers
 carry it. It starts afresh when it does not fit (another optimizer, other
-parameter names or shapes), e.g. after ``set_global_model``.
+parameter names or shapes), e.g. after ``set_global_model``, or after a
+detected change with ``reset_on_change=True`` (:meth:`ServerOptimizer.state_for`).
 
 Examples
 --------
@@ -65,6 +66,9 @@ class ServerOptimizer(Aggregator):
         How the workers' parameters are combined first: anything
         :func:`~fedplugin.aggregation.as_aggregator` accepts (default
         :class:`~fedplugin.WeightedMean`, which makes ``delta`` FedAvg's).
+    reset_on_change : bool, default False
+        Start the state afresh in a round that a detected change ended
+        (trigger ``"change"``, :class:`~fedplugin.OnChange`).
 
     Examples
     --------
@@ -82,11 +86,17 @@ class ServerOptimizer(Aggregator):
     slots: ClassVar[tuple[str, ...]] = ()
     #: It needs the current global model: it cannot be nested in a per-parameter rule.
     needs_global = True
+    #: Start the state afresh in a round that a detected change ended (see :meth:`state_for`).
+    reset_on_change = False
 
-    def __init__(self, base: Any = None) -> None:
+    def __init__(self, base: Any = None, reset_on_change: bool = False) -> None:
         base = WeightedMean() if base is None else base
         if getattr(base, "needs_global", False):
             raise TypeError(f"base={base!r} is {getattr(base, 'kind', 'a server optimizer')}; expected a rule that combines, such as WeightedMean()")
+        if not isinstance(reset_on_change, bool):
+            raise TypeError(f"reset_on_change={reset_on_change!r} is not a bool")
+        if reset_on_change:  # an attribute only when set: the repr of the others stays as it was
+            self.reset_on_change = True
         self.base = as_aggregator(base)
 
     def __call__(self, updates: Sequence[Params], weights: Sequence[float]) -> Params:
@@ -104,6 +114,19 @@ class ServerOptimizer(Aggregator):
     def initial(self, slot: str, x: np.ndarray) -> np.ndarray:
         """The value of state ``slot`` before the first round (zeros)."""
         return np.zeros_like(x)
+
+    def state_for(self, trigger: str | None, state: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The stored ``state`` to step from in a round ended by ``trigger`` (``None``: afresh).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rule = FedAvgM(momentum=0.5, reset_on_change=True)
+        >>> x, state = rule.step({"w": np.zeros(1)}, {"w": np.ones(1)}, None)
+        >>> rule.state_for("count", state)["u"], rule.state_for("change", state)
+        ({'w': array([1.])}, None)
+        """
+        return None if self.reset_on_change and trigger == "change" else state
 
     def update(self, delta: np.ndarray, state: Slots) -> tuple[np.ndarray, Slots]:
         """One parameter's step: ``(what to add to it, its new state)``."""
@@ -197,7 +220,7 @@ class FedAvgM(ServerOptimizer):
     ----------
     server_lr : float > 0, default 1.0
     momentum : float in [0, 1), default 0.9
-    base : rule, optional
+    base, reset_on_change : optional
         See :class:`ServerOptimizer`.
 
     Examples
@@ -211,10 +234,12 @@ class FedAvgM(ServerOptimizer):
 
     slots = ("u",)
 
-    def __init__(self, server_lr: float = 1.0, momentum: float = 0.9, *, base: Any = None) -> None:
+    def __init__(
+        self, server_lr: float = 1.0, momentum: float = 0.9, *, base: Any = None, reset_on_change: bool = False
+    ) -> None:
         self.server_lr = _positive(server_lr, "server_lr")
         self.momentum = _fraction(momentum, "momentum")
-        super().__init__(base)
+        super().__init__(base, reset_on_change)
 
     def update(self, delta: np.ndarray, state: Slots) -> tuple[np.ndarray, Slots]:
         u = self.momentum * state["u"] + delta
@@ -226,10 +251,10 @@ class _Adaptive(ServerOptimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, base: Any, **rates: float) -> None:
+    def __init__(self, base: Any, reset_on_change: bool, **rates: float) -> None:
         for name, value in rates.items():  # in the order of the repr
             setattr(self, name, _positive(value, name) if name in ("eta", "tau") else _fraction(value, name))
-        super().__init__(base)
+        super().__init__(base, reset_on_change)
 
     def initial(self, slot: str, x: np.ndarray) -> np.ndarray:
         return np.full_like(x, self.tau**2) if slot == "v" else np.zeros_like(x)
@@ -255,12 +280,14 @@ class FedAdagrad(_Adaptive):
         its own history.
     beta_1 : float in [0, 1), default 0.0
         Momentum of ``m``; Adagrad has none (as Flower's ``FedAdagrad``).
-    base : rule, optional
+    base, reset_on_change : optional
         See :class:`ServerOptimizer`.
     """
 
-    def __init__(self, eta: float = 0.1, tau: float = 1e-3, *, beta_1: float = 0.0, base: Any = None) -> None:
-        super().__init__(base, eta=eta, beta_1=beta_1, tau=tau)
+    def __init__(
+        self, eta: float = 0.1, tau: float = 1e-3, *, beta_1: float = 0.0, base: Any = None, reset_on_change: bool = False
+    ) -> None:
+        super().__init__(base, reset_on_change, eta=eta, beta_1=beta_1, tau=tau)
 
     def second_moment(self, v: np.ndarray, squared: np.ndarray) -> np.ndarray:
         return v + squared
@@ -275,14 +302,15 @@ class FedYogi(_Adaptive):
         Server learning rate (Flower's default).
     beta_1, beta_2 : float in [0, 1), default 0.9, 0.99
     tau : float > 0, default 1e-3
-    base : rule, optional
+    base, reset_on_change : optional
         See :class:`ServerOptimizer`.
     """
 
     def __init__(
-        self, eta: float = 0.01, beta_1: float = 0.9, beta_2: float = 0.99, tau: float = 1e-3, *, base: Any = None
+        self, eta: float = 0.01, beta_1: float = 0.9, beta_2: float = 0.99, tau: float = 1e-3, *,
+        base: Any = None, reset_on_change: bool = False,
     ) -> None:
-        super().__init__(base, eta=eta, beta_1=beta_1, beta_2=beta_2, tau=tau)
+        super().__init__(base, reset_on_change, eta=eta, beta_1=beta_1, beta_2=beta_2, tau=tau)
 
     def second_moment(self, v: np.ndarray, squared: np.ndarray) -> np.ndarray:
         return v - (1.0 - self.beta_2) * squared * np.sign(v - squared)
@@ -297,7 +325,7 @@ class FedAdam(_Adaptive):
         Server learning rate (Flower's default).
     beta_1, beta_2 : float in [0, 1), default 0.9, 0.99
     tau : float > 0, default 1e-3
-    base : rule, optional
+    base, reset_on_change : optional
         See :class:`ServerOptimizer`.
 
     Examples
@@ -312,9 +340,10 @@ class FedAdam(_Adaptive):
     """
 
     def __init__(
-        self, eta: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.99, tau: float = 1e-3, *, base: Any = None
+        self, eta: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.99, tau: float = 1e-3, *,
+        base: Any = None, reset_on_change: bool = False,
     ) -> None:
-        super().__init__(base, eta=eta, beta_1=beta_1, beta_2=beta_2, tau=tau)
+        super().__init__(base, reset_on_change, eta=eta, beta_1=beta_1, beta_2=beta_2, tau=tau)
 
     def second_moment(self, v: np.ndarray, squared: np.ndarray) -> np.ndarray:
         return self.beta_2 * v + (1.0 - self.beta_2) * squared

@@ -6,7 +6,7 @@ A policy answers two questions:
   whole cluster trains before a round (``None``: no count limit);
 * on each worker, after every block, :meth:`SyncPolicy.check`: should this
   worker end the round now? It returns the trigger name (``"time"``,
-  ``"drift"``, ...) or ``None``. A worker that says yes stops its task, hands
+  ``"drift"``, ``"change"``, ...) or ``None``. A worker that says yes stops its task, hands
   back its untrained blocks and signals the coordinator through Dask's event
   topics, so no task ever waits for the coordinator.
 
@@ -24,10 +24,14 @@ Examples
 
 from __future__ import annotations
 
+import copy
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from .change_detectors import ChangeDetector, PageHinkley
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ class LocalStats:
     blocks_since_sync : int
         Blocks this worker has trained since its reference (the last global
         model) last changed, over all its tasks (with ``needs_drift``).
+    score : float or None
+        The last block's test-then-train score: the worker's model scored on
+        it before training on it (``None`` without ``Coordinator(scoring=...)``).
+    block_rows : int
+        Rows of the last block.
     memory : dict
         A dict that stays on the worker from one task and round to the next:
         policies keep their per-worker state in it (the policy object itself
@@ -66,6 +75,8 @@ class LocalStats:
     reference_norm: float = 0.0
     step: float = 0.0
     blocks_since_sync: int = 0
+    score: float | None = None
+    block_rows: int = 0
     memory: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -74,6 +85,8 @@ class SyncPolicy:
 
     #: Set to True if :meth:`check` reads ``stats.drift``.
     needs_drift: bool = False
+    #: Set to True if :meth:`check` reads ``stats.score``: the coordinator then needs ``scoring=``.
+    needs_score: bool = False
 
     def blocks_per_round(self, n_workers: int) -> int | None:
         """Blocks the cluster trains between rounds, or ``None`` for no count limit."""
@@ -279,11 +292,59 @@ class DriftThreshold(SyncPolicy):
         return f"DriftThreshold({self.threshold!r})"
 
 
+class OnChange(SyncPolicy):
+    """Synchronize when a worker's test-then-train score changes: a concept change.
+
+    After each block, a worker hands the block's test-then-train score (its
+    model's score on the block before training on it, see
+    ``Coordinator(scoring=...)``, which this policy needs) to its own copy
+    of ``detector``; when the detector fires, the worker ends the round with
+    trigger ``"change"``. A server optimizer made with
+    ``reset_on_change=True`` (e.g. :class:`~fedplugin.FedAdam`) then starts
+    its state afresh. Combine it with a count for the rounds of a stationary
+    stream, the change first, so that its name wins when both fire:
+    ``AnyOf(OnChange(), DriftThreshold())``.
+
+    Parameters
+    ----------
+    detector : ChangeDetector, default PageHinkley()
+        :class:`~fedplugin.PageHinkley` or :class:`~fedplugin.ADWIN`, or your
+        own :class:`~fedplugin.ChangeDetector`: a template, copied into each
+        worker's ``memory`` on its first block (a non-finite score is
+        skipped).
+
+    Examples
+    --------
+    >>> policy, memory = OnChange(), {}
+    >>> scores = [0.9, 0.91, 0.89, 0.9, 0.9, 0.88, 0.5, 0.85]   # a change at block 6
+    >>> [policy.check(LocalStats(1, 0, 0.0, score=s, block_rows=500, memory=memory)) for s in scores]
+    [None, None, None, None, None, None, 'change', None]
+    """
+
+    needs_score = True
+
+    def __init__(self, detector: ChangeDetector | None = None):
+        detector = PageHinkley() if detector is None else detector
+        if not isinstance(detector, ChangeDetector):
+            raise TypeError(f"detector={detector!r} is not a ChangeDetector; expected e.g. PageHinkley() or ADWIN()")
+        self.detector = detector
+
+    def check(self, stats: LocalStats) -> str | None:
+        if stats.score is None or not math.isfinite(stats.score):
+            return None
+        key = repr(self)
+        if key not in stats.memory:
+            stats.memory[key] = copy.deepcopy(self.detector)
+        return "change" if stats.memory[key].update_block(stats.score, stats.block_rows) else None
+
+
 class AnyOf(SyncPolicy):
     """Synchronize when any of ``policies`` says so.
 
     The count limit is the smallest of the policies' limits; the worker-side
-    trigger is the first policy's trigger that fires.
+    trigger is the first policy's trigger that fires. Every policy checks
+    every block, so that those that keep state (:class:`DriftThreshold`,
+    :class:`OnChange`) see each block even when another one fires.
     """
 
     def __init__(self, *policies: SyncPolicy):
@@ -294,6 +355,7 @@ class AnyOf(SyncPolicy):
                 raise TypeError(f"{policy!r} is not a SyncPolicy; expected e.g. EveryNBatches(50)")
         self.policies = policies
         self.needs_drift = any(policy.needs_drift for policy in policies)
+        self.needs_score = any(policy.needs_score for policy in policies)
 
     @property
     def checks_on_workers(self) -> bool:
@@ -305,22 +367,27 @@ class AnyOf(SyncPolicy):
         return min(limits) if limits else None
 
     def check(self, stats: LocalStats) -> str | None:
-        for policy in self.policies:
-            trigger = policy.check(stats)
-            if trigger is not None:
-                return trigger
-        return None
+        triggers = [policy.check(stats) for policy in self.policies]
+        return next((trigger for trigger in triggers if trigger is not None), None)
 
     def __repr__(self) -> str:
         return f"AnyOf({', '.join(map(repr, self.policies))})"
 
 
-def as_policy(sync: SyncPolicy | int | None) -> SyncPolicy:
-    """Return ``sync`` as a policy: an int ``n`` means ``EveryNBatches(n)``, None means 50."""
+def as_policy(sync: SyncPolicy | int | None, scoring: Any = None) -> SyncPolicy:
+    """Return ``sync`` as a policy: an int ``n`` means ``EveryNBatches(n)``, None means 50.
+
+    ``scoring`` is the coordinator's: a policy that ``needs_score`` is refused without one.
+    """
     if sync is None:
         return EveryNBatches(50)
     if isinstance(sync, int) and not isinstance(sync, bool):
         return EveryNBatches(sync)
+    if isinstance(sync, SyncPolicy) and sync.needs_score and scoring is None:
+        raise ValueError(
+            f"sync={sync!r} watches the test-then-train score, but scoring=None; "
+            "expected a scorer, e.g. Coordinator(..., scoring='accuracy')"
+        )
     if isinstance(sync, type) and issubclass(sync, SyncPolicy):
         raise TypeError(f"sync={sync.__name__} is a class; expected an instance such as {sync.__name__}(...)")
     if not isinstance(sync, SyncPolicy):
