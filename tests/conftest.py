@@ -57,6 +57,7 @@ COMPAT = {
         "test_every_sample_exactly_once_in_both_modes",
     },
     "test_sync_protocols.py": {"test_drift_threshold_signals_and_loses_no_block"},
+    "test_change_detection.py": {"test_page_hinkley_and_adwin_agree_with_river"},
     "test_online.py": {
         "test_fit_stream_trains_every_batch_once",
         "test_predict_on_worker_global_and_local",
