@@ -39,7 +39,9 @@ def plot_history(history: Sequence[Round], ax: Any = None) -> Any:
        coloured by its trigger (``"count"``, ``"time"``, ``"drift"``,
        ``"final"``, ``"manual"`` or a custom policy's name);
     3. bytes moved: parameter bytes gathered from workers (``bytes_up``), sent
-       back to them (``bytes_down``) and both together, cumulative;
+       back to them (``bytes_down``) and both together, cumulative; with
+       compressed updates, also what they would have weighed uncompressed
+       (``bytes_up_raw``);
     4. metrics: every numeric entry found in the rounds' ``metrics`` dicts, one
        line each over the rounds that have it; when no round has a numeric
        metric, the total samples trained instead. When the rounds record
@@ -192,6 +194,9 @@ def _traffic_panel(axes: Any, rounds: list, elapsed: np.ndarray, formatter: Any)
     axes.plot(elapsed, down, linestyle=":", color="tab:green", label="down (new model to the workers)")
     if client.any():
         axes.plot(elapsed, client, linestyle="-.", color="tab:purple", label="through the client")
+    raw = np.cumsum([int(r.get("bytes_up_raw", 0) or r["bytes_up"]) for r in rounds])
+    if (raw > up).any():  # compressed updates: what they would have weighed
+        axes.plot(elapsed, raw, linestyle="--", color="tab:orange", alpha=0.4, label="up, uncompressed")
     axes.set_title("Bytes moved")
     axes.set_ylabel("bytes moved (cumulative)")
     axes.yaxis.set_major_formatter(formatter(unit="B"))

@@ -122,6 +122,15 @@ def test_metrics_panel_plots_every_numeric_metric():
     assert metrics.get_ylabel() == "metric"
 
 
+def test_compressed_updates_show_their_uncompressed_bytes_too():
+    plain = plot_history([make_round(1), make_round(2)])
+    assert "up, uncompressed" not in [line.get_label() for line in plain.axes[2].lines]
+    compressed = [dataclasses.replace(make_round(i), bytes_up_raw=400 * i) for i in (1, 2)]
+    lines = {line.get_label(): line for line in plot_history(compressed).axes[2].lines}
+    np.testing.assert_array_equal(lines["up, uncompressed"].get_ydata(), [400, 1200])
+    np.testing.assert_array_equal(lines["up (updates to the combining worker)"].get_ydata(), [100, 300])
+
+
 def test_draws_into_given_axes_and_accepts_dicts():
     fig, grid = plt.subplots(2, 2)
     history = [make_round(1).as_dict(), make_round(2, trigger="my-policy").as_dict()]
