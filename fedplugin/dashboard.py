@@ -4,23 +4,23 @@ Three parts, each small:
 
 * :class:`DashboardPlugin`, a ``SchedulerPlugin`` that keeps, per coordinator
   name, the latest rounds and round-ending signals (bounded: a service that
-  runs 100,000 rounds keeps the latest :data:`ROUNDS_KEPT` of the latest
-  :data:`FEEDS_KEPT` coordinators), and adds the page
+  runs 100,000 rounds keeps the latest ``ROUNDS_KEPT`` of the latest
+  ``FEEDS_KEPT`` coordinators), and adds the page
   ``/fedplugin`` to the Bokeh dashboard of a *running* scheduler (in this
   process or another one, e.g. ``dask scheduler``): a second Bokeh server
   application on the scheduler's HTTP server, next to Dask's own pages, with a
   **Fedplugin** tab in their navigation bar. The document itself is built by
-  :mod:`fedplugin.dashboard_page`.
+  ``fedplugin.dashboard_page``.
 * :func:`page_served`: installs the plugin, once per client, and says whether
   the page is served (no Bokeh dashboard on the scheduler, or no ``bokeh``
   there: no page, and nothing more is sent).
 * :class:`RoundFeed`: a coordinator's sender of its closed rounds, a few
   numbers each, batched to at most one call to the scheduler every
-  :data:`FLUSH_SECONDS` (and at the end of every fit).
+  ``FLUSH_SECONDS`` (and at the end of every fit).
 
 The workers' round-ending signals already reach the scheduler as Dask events
-(topic ``fedplugin-<name>``, see :mod:`fedplugin.signals`); the plugin's
-``log_event`` hook keeps the latest :data:`SIGNALS_KEPT` of them for the page.
+(topic ``fedplugin-<name>``, see :doc:`/guide/monitoring`); the plugin's
+``log_event`` hook keeps the latest ``SIGNALS_KEPT`` of them for the page.
 ``bokeh`` is needed only on the scheduler, and only imported there.
 """
 
@@ -61,7 +61,7 @@ COLUMNS = (
 
 
 def round_row(record: Round, samples_by: dict[str, int], now: float) -> dict[str, Any]:
-    """What the page needs of one round: :data:`COLUMNS`, and the samples of each worker.
+    """What the page needs of one round: ``COLUMNS``, and the samples of each worker.
 
     Missing measurements are NaN, which the plots leave as gaps.
 
@@ -167,7 +167,7 @@ class DashboardPlugin(SchedulerPlugin):
         self.served = _add_page(scheduler)
 
     def log_event(self, topic: str, msg: Any) -> None:
-        """A worker's round-ending signal (:mod:`fedplugin.signals`): keep it for the page."""
+        """A worker's round-ending signal (``fedplugin.signals``): keep it for the page."""
         if self.served and topic.startswith("fedplugin-") and isinstance(msg, dict) and "trigger" in msg:
             signal = {"time": time.time(), "worker": str(msg.get("worker")), "trigger": str(msg["trigger"]),
                       "drift": float(msg.get("drift", math.nan))}
@@ -181,7 +181,7 @@ class DashboardPlugin(SchedulerPlugin):
             feed.add_round(row, alive)
 
     def feed(self, name: str) -> CoordinatorFeed:
-        """The records of coordinator ``name``; beyond :data:`FEEDS_KEPT`, the quietest is forgotten."""
+        """The records of coordinator ``name``; beyond ``FEEDS_KEPT``, the quietest is forgotten."""
         if name not in self.feeds:
             if len(self.feeds) >= FEEDS_KEPT:
                 del self.feeds[min(self.feeds, key=lambda other: self.feeds[other].updated)]
@@ -272,7 +272,7 @@ class RoundFeed:
     """A coordinator's rounds, sent to its page on the scheduler in small batches.
 
     :meth:`publish` keeps each closed round's :func:`round_row` and sends
-    what it holds once :data:`FLUSH_SECONDS` have passed since the last send,
+    what it holds once ``FLUSH_SECONDS`` have passed since the last send,
     or at once after a ``"final"`` or ``"manual"`` round; :meth:`flush` sends
     the rest (the coordinator calls it at the end of every fit). Nothing is kept or sent when the scheduler serves no page. A
     send that fails is logged and ends the feed: the page is never worth a
@@ -287,6 +287,7 @@ class RoundFeed:
         self._sent = time.monotonic()
 
     def publish(self, record: Round, samples_by: dict[str, int]) -> None:
+        """Keep a closed round (and its samples by worker); send what is kept if it is time."""
         if self.on:
             self._rows.append(round_row(record, samples_by, time.time()))
             # A fit's last round and a manual one are sent at once: nothing may follow soon.
@@ -294,6 +295,7 @@ class RoundFeed:
                 self.flush()
 
     def flush(self) -> None:
+        """Send the rounds kept so far to the scheduler."""
         rows, self._rows = self._rows, []
         if not (self.on and rows):
             return

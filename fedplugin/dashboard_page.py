@@ -1,10 +1,10 @@
 """The Bokeh document of the dashboard's fedplugin page (served by :mod:`fedplugin.dashboard`).
 
-Runs on the scheduler, inside Dask's Bokeh server: every :data:`REFRESH_MS`
+Runs on the scheduler, inside Dask's Bokeh server: every ``REFRESH_MS``
 milliseconds the page streams the rounds and signals the
 :class:`~fedplugin.dashboard.DashboardPlugin` received since its last look
 into its data sources (each keeps the latest
-:data:`~fedplugin.dashboard.ROUNDS_KEPT` rows, so a browser left open on a
+``ROUNDS_KEPT`` rows, so a browser left open on a
 long run holds bounded memory). Its plots, over wall time:
 
 * **rounds**: one marker per round at its number, coloured by its trigger;
@@ -44,6 +44,9 @@ REFRESH_MS = 500
 #: The colours ``plot_history`` gives the triggers fedplugin records (matplotlib's tab10).
 TRIGGER_COLORS = {"count": "#1f77b4", "time": "#ff7f0e", "drift": "#d62728", "final": "#2ca02c", "manual": "#9467bd"}
 _TOOLS = "pan,wheel_zoom,box_zoom,reset"
+#: Dask's page background (its base.css). Dask's theme leaves plot borders unpainted, which
+#: keeps stale pixels there when a plot's frame moves (tick labels grow as data arrives).
+_BORDER = "#fafafa"
 
 
 @log_errors
@@ -153,7 +156,7 @@ class FedpluginPage:
     # ------------------------------------------------------------ figures
     def _timeline(self, title: str, y_label: str, **kwargs: Any) -> Any:
         fig = figure(title=title, x_axis_type="datetime", height=230, sizing_mode="stretch_width",
-                     tools=_TOOLS, toolbar_location="above", **kwargs)
+                     tools=_TOOLS, toolbar_location="above", border_fill_color=_BORDER, **kwargs)
         fig.yaxis.axis_label = y_label
         return fig
 
@@ -179,6 +182,7 @@ class FedpluginPage:
         for key, color in (("online_score", "#1f77b4"), ("validation_score", "#2ca02c")):
             fig.line("time", key, source=self.rounds, color=color, legend_label=key.replace("_", " "))
         fig.legend.location = "bottom_right"
+        fig.legend.background_fill_alpha = 0.5
         fig.add_tools(HoverTool(tooltips=[("round", "@round"), ("online", "@online_score{0.0000}"),
                                           ("validation", "@validation_score{0.0000}")]))
         return fig
@@ -187,7 +191,8 @@ class FedpluginPage:
         fig = self._timeline("Round-ending signals from workers", "drift (squared distance)")
         fig.scatter("time", "drift", source=self.signals, color="color", legend_field="trigger", size=7,
                     marker="triangle", name="fedplugin-signal-markers")
-        fig.legend.location = "top_left"
+        fig.legend.location = "top_right"
+        fig.yaxis.formatter = NumeralTickFormatter(format="0.[00]a")
         fig.add_tools(HoverTool(tooltips=[("worker", "@worker"), ("trigger", "@trigger"), ("drift", "@drift")]))
         return fig
 
@@ -207,7 +212,8 @@ class FedpluginPage:
 
     def _workers_figure(self) -> Any:
         fig = figure(title="Samples per worker (latest round and model version)", y_range=FactorRange(),
-                     height=230, sizing_mode="stretch_width", tools=_TOOLS, toolbar_location="above")
+                     height=230, sizing_mode="stretch_width", tools=_TOOLS, toolbar_location="above",
+                     border_fill_color=_BORDER)
         fig.hbar(y="worker", right="samples", source=self.workers, height=0.6, color="#9ecae1", name="fedplugin-worker-bars")
         fig.text(x=0, y="worker", text="label", source=self.workers, x_offset=6, text_baseline="middle",
                  text_font_size="11px")
