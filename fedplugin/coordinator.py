@@ -31,6 +31,7 @@ from .blocks import TrainingData, prepare
 from .checkpoint_format import check_storable
 from .checkpointing import CheckpointMixin
 from .compression import Codec, as_codec
+from .dashboard import RoundFeed, page_link
 from .data_init import sample_batch, sample_blocks
 from .callbacks import as_callbacks, early_stopping_callbacks
 from .engine import RoundEngine
@@ -222,6 +223,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         store.ensure_store(client)
         replace_foreign_model(client, self.name, self.estimator, self.classes)
         self._listen_to_workers()
+        self._dashboard = RoundFeed(client, self.name)  # the dashboard page's data, when it is served
         self._global: GlobalModel | None = store.fetch_info(client, self.name)
 
     # ------------------------------------------------------------------ public
@@ -242,8 +244,13 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
 
     @property
     def dashboard_link(self) -> str | None:
-        """The Dask dashboard's address, where ``fedplugin-train`` tasks show up."""
-        return self.client.dashboard_link
+        """The address of this coordinator's page in the Dask dashboard, live during a fit.
+
+        ``None`` when the scheduler serves no Bokeh dashboard (started with
+        ``dashboard_address=None``, or ``bokeh`` not installed where it runs:
+        ``pip install "fedplugin[dashboard]"``). See :doc:`/guide/monitoring`.
+        """
+        return page_link(self.client, self.name)
 
     def fit(self, X: Any, y: Any = None, *, epochs: int = 1) -> Coordinator:
         """Train on ``X``, ``y`` for ``epochs`` passes, continuing from the global model.

@@ -32,7 +32,7 @@ class RecordingMixin:
 
     Needs ``client``, ``name``, ``progress``, ``scorer``, ``history``,
     ``callbacks``, ``validation_data``, ``worker_timeout``, ``_global``,
-    ``_total_samples``, ``_engine``, ``score()``, ``_cached_global()``,
+    ``_total_samples``, ``_engine``, ``_dashboard``, ``score()``, ``_cached_global()``,
     ``_autosave()``.
     """
 
@@ -46,6 +46,7 @@ class RecordingMixin:
             self._engine.run()
         finally:
             self._engine = None
+            self._dashboard.flush()
             if bar is not None:
                 bar.close()
 
@@ -67,6 +68,7 @@ class RecordingMixin:
         if self.validation_data is not None:
             record.metrics["validation_score"] = self.score(*self.validation_data)
         self.history.append(record)
+        self._dashboard.publish(record, rnd.samples_by)
         self._autosave()
         logger.info(
             "round %d (%s): %s from %s",
