@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from distributed import Client
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from . import store, tasks
+from . import store
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
@@ -385,21 +384,6 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             init = self.adapter.initialize_like(self.estimator, data)
             for names in self.adapter.rule_views(list(self.adapter.get_params(init))):
                 check(names)
-
-    @contextmanager
-    def _rollback_on_error(self) -> Iterator[None]:
-        """On any error in a fit: the stored model, every worker, the history as before."""
-        store.pin(self.client, self.name)
-        snapshot = (self._global, self.history.snapshot(), self._total_samples)
-        try:
-            yield
-        except BaseException:
-            self._global, history, self._total_samples = snapshot
-            self.history.restore(history)
-            store.restore(self.client, self.name)
-            self.client.run(tasks.reload, self.name, on_error="return")
-            self._autosave()
-            raise
 
     def _check_fitted(self) -> None:
         if self._global is None:

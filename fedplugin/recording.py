@@ -4,16 +4,19 @@
 that runs the round engine, and the step the engine calls when a round has
 been combined on the cluster: keep its record, score the global model on
 ``validation_data``, call the user's callbacks (see :mod:`fedplugin.callbacks`)
-and stop the fit early when :class:`~fedplugin.EarlyStopping` says so.
+and stop the fit early when :class:`~fedplugin.EarlyStopping` says so; and,
+if a fit fails, the rollback to where it started.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
-from . import store
+from . import store, tasks
 from .callbacks import EarlyStopping
 from .engine import RoundEngine
 from .exchange import RoundSummary
@@ -35,6 +38,21 @@ class RecordingMixin:
     ``_total_samples``, ``_engine``, ``_dashboard``, ``score()``, ``_cached_global()``,
     ``_autosave()``.
     """
+
+    @contextmanager
+    def _rollback_on_error(self) -> Iterator[None]:
+        """On any error in a fit: the stored model, every worker, the history as before."""
+        store.pin(self.client, self.name)
+        snapshot = (self._global, self.history.snapshot(), self._total_samples)
+        try:
+            yield
+        except BaseException:
+            self._global, history, self._total_samples = snapshot
+            self.history.restore(history)
+            store.restore(self.client, self.name)
+            self.client.run(tasks.reload, self.name, on_error="return")
+            self._autosave()
+            raise
 
     def _run(self, source: BlockSource, total: int | None) -> None:
         for callback in self.callbacks:
