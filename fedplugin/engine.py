@@ -88,7 +88,7 @@ class RoundEngine(RecoveryMixin, LateRoundsMixin):
         self.checks_on_workers = policy.checks_on_workers
         self.task_seconds: float | None = None  # moving averages, for overlap="auto"
         self.close_seconds: float | None = None
-        self.carried: set[Any] = set()  # tasks moved to a later round: their workers are late
+        self.carried: dict[Any, str] = {}  # task moved to a later round -> its own round's token: its worker is late
         self.head_since: dict[int, float] = {}  # round -> when it became the oldest (a Quorum's deadline)
 
     @property
@@ -112,7 +112,7 @@ class RoundEngine(RecoveryMixin, LateRoundsMixin):
         if not self.stopping:
             self.stopping = True
             for rnd in self.rounds:
-                self.coord._request_stop(rnd.token, [w for r, w, _ in self.inflight.values() if r is rnd])
+                self._stop_tasks_of(rnd)
 
     @property
     def tokens(self) -> list[str]:
@@ -131,7 +131,7 @@ class RoundEngine(RecoveryMixin, LateRoundsMixin):
                         self._close_finished_rounds()
                         continue
                     future, result = report
-                    self.carried.discard(future)
+                    self.carried.pop(future, None)
                     rnd, worker, items = self.inflight.pop(future)
                     rnd.pending -= 1
                     self._collect(future, result, rnd, worker, items)
@@ -264,10 +264,11 @@ class RoundEngine(RecoveryMixin, LateRoundsMixin):
         self.task_seconds = moving_average(self.task_seconds, report.seconds)
         if self.bar is not None:
             self.bar.update(report.samples)
-        if report.trigger is not None and rnd.trigger is None:
+        # A late task moved here from an earlier round checked its policy against that round: not this one's trigger.
+        if report.trigger is not None and rnd.trigger is None and report.base == rnd.base:
             rnd.trigger, rnd.accepting = report.trigger, False
             if self.coord.preempt:
-                self.coord._request_stop(rnd.token, [w for r, w, _ in self.inflight.values() if r is rnd])
+                self._stop_tasks_of(rnd)
 
     # ------------------------------------------------------------- closing
     def _close_finished_rounds(self) -> None:
@@ -345,8 +346,9 @@ class RoundEngine(RecoveryMixin, LateRoundsMixin):
             except Exception:
                 pass
             self.closing = None
-        if self.rounds:
-            self.client.run(tasks.abort, self.coord.name, self.tokens, on_error="return")
+        tokens = self.tokens + sorted(set(self.carried.values()))
+        if tokens:
+            self.client.run(tasks.abort, self.coord.name, tokens, on_error="return")
         if self.inflight:
             # An aborted task stops after its block; one that does not (its
             # worker never heard of the abort) is cancelled after a while.

@@ -29,8 +29,9 @@ class LateRoundsMixin:
     inflight: dict[Any, tuple[OpenRound, str, list]]
     futures: Any
     next_base: int
-    carried: set[Any]
+    carried: dict[Any, str]
     head_since: dict[int, float]
+    closing: Any
     _open_round: Any  # RoundEngine's
 
     def _reports(self) -> Iterator[tuple[Any, Any] | None]:
@@ -44,6 +45,8 @@ class LateRoundsMixin:
                     return
             elif self.futures.is_empty():
                 return
+            elif wait <= 0 and self.closing is not None and not self.closing.future.done():
+                time.sleep(POLL_SECONDS)  # the round cannot close before the one being combined has
             elif wait <= 0:
                 self.head_since[self.rounds[0].base] = float("-inf")  # past: ticks once
                 yield None
@@ -82,6 +85,15 @@ class LateRoundsMixin:
     def _busy_in(self, rnd: OpenRound) -> set[str]:
         return {w for r, w, _ in self.inflight.values() if r is rnd}
 
+    def _stop_tasks_of(self, rnd: OpenRound) -> None:
+        """Ask the running tasks of ``rnd`` to stop after their block (moved tasks by their own token)."""
+        by_token: dict[str, list[str]] = {}
+        for future, (owner, worker, _) in self.inflight.items():
+            if owner is rnd:
+                by_token.setdefault(self.carried.get(future, rnd.token), []).append(worker)
+        for token, workers in by_token.items():
+            self.coord._request_stop(token, workers)
+
     def _late_workers(self) -> set[str]:
         """Workers whose moved tasks have not reported yet."""
         return {self.inflight[f][1] for f in self.carried if f in self.inflight}
@@ -99,7 +111,7 @@ class LateRoundsMixin:
                 self.inflight[future] = (target, worker, items)
                 rnd.pending -= 1
                 target.pending += 1
-                self.carried.add(future)
+                self.carried.setdefault(future, rnd.token)  # stop requests name the token it was launched with
         for worker in late:
             target.trained_by.setdefault(worker, []).extend(rnd.trained_by.pop(worker, []))
             for mine, theirs in ((rnd.samples_by, target.samples_by), (rnd.score_by, target.score_by)):

@@ -86,6 +86,8 @@ class RoundState:
         self.applied: GlobalModel | None = None
         self.snapshots: dict[int, Snapshot] = {}
         self.incoming: list[GlobalModel] = []
+        #: The latest round whose update was pulled: a later hand-over for it goes to the next round.
+        self.pulled_through = -1
         #: Compressed updates and error feedback's residual (see :mod:`fedplugin.compression`).
         self.outbox = Outbox()
 
@@ -99,6 +101,7 @@ class RoundState:
         with self.lock:
             self.applied = model
             self.snapshots.clear()
+            self.pulled_through = -1
             self.outbox.reset()
             keep = -1 if model is None else model.version
             self.incoming[:] = [m for m in self.incoming if m.version > keep]
@@ -116,12 +119,14 @@ class RoundState:
 
         If round ``base`` was combined while this worker trained for it (it was
         late, see :mod:`fedplugin.stragglers`), the update goes to the round of
-        the global model it holds now.
+        the global model it holds now; if its update for ``base`` was already
+        pulled, to the next round (what was pulled is that round's anchor).
         """
         with self.lock:
             since = None
-            if self.applied is not None and base < self.applied.version:
-                base, since = self.applied.version, base
+            floor = max(-1 if self.applied is None else self.applied.version, self.pulled_through + 1)
+            if base < floor:
+                base, since = floor, base
             earlier = self.snapshots.get(base)
             if earlier is not None:
                 since = _oldest(since, earlier.since)
@@ -166,6 +171,7 @@ class RoundState:
             reference, _ = _rebase_all(self.adapter, self.applied, snapshots, pending, None, self.outbox.anchors, self.worker)
             if base not in snapshots:
                 return None
+            self.pulled_through = max(self.pulled_through, base)
             snapshot = snapshots[base]
             staleness = 0 if snapshot.since is None else base - snapshot.since
             update = {"samples": snapshot.samples, "state": snapshot.state, "staleness": staleness}
@@ -183,7 +189,7 @@ def _rebase_all(
     ``sent``: per round, what the model combined of a compressed update with
     error feedback; what it dropped stays with the worker (the anchor is what
     was sent, not what was handed over). A model that names ``worker`` as late
-    holds none of its progress: everything is kept (see :func:`_carry_late`).
+    holds none of its progress: everything is kept (see :func:`_keep_late_progress`).
     """
     for model in models:
         if applied is not None and model.version <= applied.version:
@@ -193,7 +199,7 @@ def _rebase_all(
             snapshots.clear()
             continue
         if worker and worker in model.late:
-            local = _carry_late(adapter, applied, snapshots, model, local)
+            local = _keep_late_progress(adapter, applied, snapshots, model, local)
             applied = model
             continue
         # What ``model`` already holds of this worker: its latest update below
@@ -213,7 +219,7 @@ def _rebase_all(
     return applied, local
 
 
-def _carry_late(
+def _keep_late_progress(
     adapter: Any, applied: GlobalModel, snapshots: dict[int, Snapshot], model: GlobalModel, local: Params | None
 ) -> Params | None:
     """``model`` was combined without this late worker: rebase everything on the model it held.

@@ -21,9 +21,13 @@ it over to a later round (:mod:`fedplugin.round_state`). There it is weighted
 by its staleness ``tau`` (rounds between the global model it started from and
 the one it joins): its difference from the global model is scaled by
 ``(1 + tau) ** -staleness_exponent`` (FedBuff's polynomial weight). Every
-sample is trained exactly once, as in synchronous rounds. A late worker gets
-no task of a new round until it has reported, so its queue does not pile up;
-the others take its share of the blocks.
+sample is trained exactly once, as in synchronous rounds. Rounds opened while
+a worker is late leave it out, so its queue does not pile up; the others take
+its share of the blocks (tasks queued for it before it became late still run).
+
+A round's workers are those that trained in it or are training for it. A
+round ended by its workers (``EverySeconds``, ``DriftThreshold``, ...) takes
+the quorum into account only once one of them has ended it.
 
 Examples
 --------
@@ -53,7 +57,8 @@ class Quorum:
     ----------
     min_workers : int or float, optional
         Workers that must be done before a round may close: an int >= 1, or a
-        fraction in (0, 1] of the workers planned for the round (rounded up).
+        fraction in (0, 1] of the round's workers (rounded up; ``1.0`` is all
+        of them, ``1`` is one).
         Without a ``deadline`` the round closes as soon as that many are done.
         Default: all of them without a deadline, one with a deadline.
     deadline : float, optional

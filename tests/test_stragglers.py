@@ -7,6 +7,7 @@ round, and every sample is still trained exactly once.
 
 import sys
 import time
+from types import SimpleNamespace
 
 import cloudpickle
 import numpy as np
@@ -20,6 +21,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from fedplugin import Coordinator, EveryNBatches, FedBuff, Quorum
 from fedplugin.adapters import adapter_for
+from fedplugin.late_rounds import LateRoundsMixin
+from fedplugin.open_rounds import OpenRound
 from fedplugin.round_state import RoundState
 from fedplugin.session import federated_session
 from fedplugin.store import GlobalModel
@@ -88,15 +91,25 @@ def test_a_late_worker_keeps_its_progress_and_hands_it_to_a_later_round():
     state.reset(_model(4, 0.0))
     state.hand_over(4, _params(1.0), 10, {})  # trained 1.0 for round 4, which closed without it:
     state.add_incoming(_model(5, 0.5, late=("w",)))
-    update = state.update_for(5)
-    assert update["params"]["coef_"].tolist() == [1.5]  # 0.5 + (1 - 0): nothing of it was in version 5
-    assert (update["samples"], update["staleness"]) == (10, 1)
     local = state.rebase(_params(2.0))
-    assert local["coef_"].tolist() == [2.5]  # the local progress is kept too
+    assert local["coef_"].tolist() == [2.5]  # 0.5 + (2 - 0): nothing of it was in version 5
+    assert sorted(state.snapshots) == [5] and state.snapshots[5].params["coef_"].tolist() == [1.5]
     # A task of round 4 that reports after version 5 arrived hands over to round 5.
     state.hand_over(4, _params(3.0), 5, {})
     assert sorted(state.snapshots) == [5] and state.snapshots[5].samples == 15
-    assert state.update_for(5)["staleness"] == 1
+    update = state.update_for(5)
+    assert update["params"]["coef_"].tolist() == [3.0]
+    assert (update["samples"], update["staleness"]) == (15, 1)
+
+
+def test_a_late_update_is_rebased_onto_the_models_that_arrived_before_it_is_pulled():
+    state = RoundState(adapter_for(SGDRegressor()), worker="w")
+    state.reset(_model(4, 0.0))
+    state.hand_over(4, _params(1.0), 10, {})
+    state.add_incoming(_model(5, 0.5, late=("w",)))  # not merged yet when round 5 pulls it
+    update = state.update_for(5)
+    assert update["params"]["coef_"].tolist() == [1.5]
+    assert (update["samples"], update["staleness"]) == (10, 1)
 
 
 def test_a_worker_not_late_drops_what_the_new_model_holds():
@@ -144,3 +157,45 @@ def test_rounds_close_without_a_slow_worker_and_train_every_sample_once(shared_c
         np.testing.assert_array_equal(federated.class_count_, central.class_count_)
         np.testing.assert_allclose(federated.theta_, central.theta_, rtol=1e-9)
         np.testing.assert_allclose(federated.var_, central.var_, rtol=1e-6)
+
+
+def test_a_hand_over_after_its_round_was_pulled_goes_to_the_next_round():
+    state = RoundState(adapter_for(SGDRegressor()), worker="w")
+    state.reset(_model(4, 0.0))
+    state.hand_over(4, _params(1.0), 10, {})
+    assert state.update_for(4)["params"]["coef_"].tolist() == [1.0]  # pulled: round 4 holds 1.0
+    state.hand_over(4, _params(3.0), 5, {})  # a task that reported after the pull
+    assert sorted(state.snapshots) == [4, 5]
+    state.add_incoming(_model(5, 0.5))  # round 4 combined with the pulled 1.0
+    update = state.update_for(5)
+    assert update["params"]["coef_"].tolist() == [2.5]  # 0.5 + (3 - 1): only what was not pulled
+    assert (update["samples"], update["staleness"]) == (5, 1)
+
+
+class _Engine(LateRoundsMixin):
+    """The mixin's state, without a cluster."""
+
+    def __init__(self, stragglers):
+        self.coord = SimpleNamespace(stragglers=stragglers, stop_requests=[])
+        self.coord._request_stop = lambda token, workers: self.coord.stop_requests.append((token, sorted(workers)))
+        self.rounds = [OpenRound(base=7, token="new", start=0.0, shares={}, counted=True)]
+        self.inflight, self.carried, self.head_since, self.closing = {}, {}, {}, None
+        self.futures = SimpleNamespace(has_ready=lambda: False, is_empty=lambda: False)
+
+
+def test_a_deadline_that_passes_while_a_round_is_combined_fires_once_the_combining_is_done():
+    engine = _Engine(Quorum(deadline=1e-9))
+    polls = []
+    engine.closing = SimpleNamespace(future=SimpleNamespace(done=lambda: polls.append(1) or len(polls) > 3))
+    assert next(engine._reports()) is None  # a deadline tick...
+    assert len(polls) == 4  # ...only once the round being combined was done
+    assert engine.head_since[7] == float("-inf")
+
+
+def test_stop_requests_name_the_token_a_moved_task_was_launched_with():
+    engine = _Engine(Quorum(min_workers=1))
+    rnd = engine.rounds[0]
+    engine.inflight = {"f1": (rnd, "fast", []), "f2": (rnd, "slow", []), "f3": (rnd, "slow", [])}
+    engine.carried = {"f2": "old", "f3": "old"}
+    engine._stop_tasks_of(rnd)
+    assert sorted(engine.coord.stop_requests) == [("new", ["fast"]), ("old", ["slow", "slow"])]
