@@ -4,7 +4,8 @@ Run ``.venv/bin/python benchmarks/strategies.py`` (``--quick`` for a smoke run).
 Rules: ``WeightedMean``, ``Mean``, ``Median``, ``TrimmedMean(0.25)``,
 ``Krum(n_byzantine=1)``, ``MultiKrum``, ``Bulyan`` (the last two only where the
 cluster has enough workers for them), ``FedAvg(server_lr=1)``,
-``FedAvg(server_lr=n_workers)``, ``FedAvgM(server_lr=1, momentum=0.9)``,
+``FedAvg(server_lr=n_workers)``, ``FedAvg(server_lr=0.9)`` (the rule the
+strategies guide recommends on a stream), ``FedAvgM(server_lr=1, momentum=0.9)``,
 ``FedAdam()``, ``FedYogi()``, ``FedAdagrad()`` (fedplugin's defaults, which are
 Flower's). Four scenarios, one table each:
 
@@ -104,6 +105,8 @@ DRIFT_KINDS = ("abrupt", "gradual")
 OVERLAP = False
 #: Issue 10: test-then-train accuracy within this many points of single-process.
 GOAL_POINTS = 0.5
+#: The damped server step the strategies guide recommends on a stream ("Averaging on a stream").
+STREAM_SERVER_LR = 0.9
 RESULTS = HERE / "results"
 
 
@@ -143,6 +146,7 @@ def rule_set(n_workers: int) -> list[tuple[str, Any]]:
     rules += [
         ("FedAvg(server_lr=1)", FedAvg(server_lr=1.0)),
         (f"FedAvg(server_lr={n})", FedAvg(server_lr=float(n))),
+        (f"FedAvg(server_lr={STREAM_SERVER_LR:g})", FedAvg(server_lr=STREAM_SERVER_LR)),
         ("FedAvgM(server_lr=1, momentum=0.9)", FedAvgM(server_lr=1.0, momentum=0.9)),
         ("FedAdam() (eta=0.1)", FedAdam()),
         ("FedYogi() (eta=0.01)", FedYogi()),

@@ -22,6 +22,7 @@ def test_rule_set_skips_what_the_cluster_is_too_small_for():
     assert isinstance(two["MultiKrum"], str) and "n=2" in two["MultiKrum"]
     assert isinstance(two["Bulyan"], str) and "n=2" in two["Bulyan"]
     assert two["FedAvg(server_lr=2)"].server_lr == 2.0
+    assert two["FedAvg(server_lr=0.9)"].server_lr == 0.9  # the guide's rule on a stream
     four = dict(strategies.rule_set(4))
     multi, bulyan = four["MultiKrum(f=0, m=3)"], four["Bulyan(f=0)"]
     assert isinstance(multi, MultiKrum) and (multi.f, multi.m) == (0, 3)
