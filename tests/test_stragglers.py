@@ -133,15 +133,15 @@ def test_rounds_close_without_a_slow_worker_and_train_every_sample_once(shared_c
     """GaussianNB is combined exactly: progress dropped or counted twice would change its statistics."""
     X, y = data
     slow = sorted(shared_client.scheduler_info()["workers"])[1]
-    estimator = make_pipeline(FunctionTransformer(sleep_on, kw_args={"address": slow, "seconds": 0.15}), GaussianNB())
+    estimator = make_pipeline(FunctionTransformer(sleep_on, kw_args={"address": slow, "seconds": 0.1}), GaussianNB())
     with federated_session(
         shared_client, estimator, classes=[0, 1], name=unique_name, check_workers=False,
         sync=EveryNBatches(4), block_size=500, max_task_blocks=1, overlap=True, progress=False, stragglers=stragglers,
     ) as coord:
-        coord.fit(X, y, epochs=2)
+        coord.fit(X, y)
         history = coord.history
-        assert sum(r.samples for r in history) == 2 * len(y)
-        assert sum(r.blocks for r in history) == 2 * 24
+        assert sum(r.samples for r in history) == len(y)
+        assert sum(r.blocks for r in history) == 24
         late_rounds = [r for r in history if slow in r.late_workers]
         assert late_rounds, [r.late_workers for r in history]
         assert history[-1].late_workers == ()  # the final round waits for every worker
@@ -149,11 +149,11 @@ def test_rounds_close_without_a_slow_worker_and_train_every_sample_once(shared_c
         first_late = late_rounds[0].round
         assert any(slow in r.workers for r in history if r.round > first_late)
         states = coord.worker_states()
-        assert sum(s["samples_total"] for s in states.values()) == 2 * len(y)
-        assert states[slow]["samples_total"] < len(y)  # the fast worker took more than its half
+        assert sum(s["samples_total"] for s in states.values()) == len(y)
+        assert states[slow]["samples_total"] < len(y) / 2  # the fast worker took more than its half
         for state in states.values():
             assert state["version"] == coord.version
-        federated, central = coord.global_model()[-1], GaussianNB().fit(np.vstack([X, X]), np.concatenate([y, y]))
+        federated, central = coord.global_model()[-1], GaussianNB().fit(X, y)
         np.testing.assert_array_equal(federated.class_count_, central.class_count_)
         np.testing.assert_allclose(federated.theta_, central.theta_, rtol=1e-9)
         np.testing.assert_allclose(federated.var_, central.var_, rtol=1e-6)
