@@ -198,8 +198,8 @@ def summarize(sampler: Sampler, accounting: dict[str, Any], args: argparse.Names
     for name in sampler.samples[0][1]:
         points = [(r, m[name]) for r, m in after if name in m]
         xs, ys = [r for r, _ in points], [v for _, v in points]
-        quarter = max(1, len(points) // 4)
-        windows = [points[i:i + quarter] for i in range(0, len(points), quarter)]
+        quarters = [points[i * len(points) // 4:(i + 1) * len(points) // 4] for i in range(4)]
+        windows = [w for w in quarters if w]
         processes[name] = {
             "start_mb": sampler.samples[0][1][name] / 2**20, "end_mb": ys[-1] / 2**20 if ys else None,
             "kb_per_round": slope_kb_per_round(xs, ys),
