@@ -78,3 +78,29 @@ def test_rounds_add_no_dask_spans_or_task_groups(client, unique_name):
     assert coord.rounds >= 40
     # One span per fit at most (Dask keeps every span for good): not one per round.
     assert client.run_on_scheduler(spans) - before <= 2
+
+
+def per_round_records(name, dask_worker=None):
+    plugin = dask_worker.plugins[name]
+    state = plugin.rounds
+    return {
+        "snapshots": len(state.snapshots), "incoming": len(state.incoming),
+        "outbox": len(state.outbox.sent) + len(state.outbox.anchors),
+        "tokens": len(plugin.stop_tokens) + len(plugin.abort_tokens),
+    }
+
+
+def test_per_round_records_stay_bounded(client, unique_name):
+    # topk keeps error feedback's anchors: the outbox's records are exercised too.
+    blocks_held = []
+    coord = coordinator(client, unique_name, compression="topk", callbacks=[lambda r: blocks_held.append(len(coord._engine.source.blocks))])
+    futures = len(client.futures)
+    coord.fit_stream(batches(30), max_blocks_in_flight=4)
+    assert coord.rounds >= 30 and coord.history[-1].total_samples == 3000
+    # The stream's blocks are forgotten once their round is combined.
+    assert max(blocks_held) <= 4
+    # Each worker keeps at most the latest round's update, payload and anchor.
+    for worker, records in client.run(per_round_records, unique_name).items():
+        assert records["snapshots"] <= 1 and records["incoming"] == 0 and records["outbox"] <= 2, (worker, records)
+    # The client holds no future of a training task or a block any more.
+    assert len(client.futures) == futures
