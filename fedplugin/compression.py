@@ -2,8 +2,8 @@
 
 ``Coordinator(..., compression=...)`` picks a codec: :class:`Float16`,
 :class:`Int8` (symmetric, one scale per tensor) or :class:`TopK`
-(sparsification, with error feedback after Stich, Cordonnier and Jaggi,
-"Sparsified SGD with Memory", NeurIPS 2018). A worker encodes its update as
+(sparsification); the last two with error feedback (after Stich, Cordonnier
+and Jaggi, "Sparsified SGD with Memory", NeurIPS 2018). A worker encodes its update as
 the *difference* from the global model of the round (the one it started
 from), so the loss of precision falls on what it learned, not on the weights;
 the combining worker adds the decoded difference back to that global model
@@ -106,7 +106,14 @@ class Float16(Codec):
 class Int8(Codec):
     """Symmetric 8-bit quantization with one scale per tensor: ``round(x / s)``, ``s = max|x| / 127``.
 
-    Each value comes back within ``s / 2`` of where it was.
+    Each value comes back within ``s / 2`` of where it was. With
+    ``error_feedback`` (the default) the rounding error is added to the
+    worker's next update, so it does not accumulate as a bias.
+
+    Parameters
+    ----------
+    error_feedback : bool, default True
+        Keep what rounding dropped on the worker and send it later.
 
     Examples
     --------
@@ -118,7 +125,11 @@ class Int8(Codec):
     [-2.54, 0.0, 1.0, 2.54]
     """
 
+    error_feedback: bool = True
     name: ClassVar[str] = "int8"
+
+    def __post_init__(self) -> None:
+        _check_flag(self.error_feedback)
 
     def encode_tensor(self, values: np.ndarray) -> Part | None:
         top = float(np.max(np.abs(values)))
@@ -164,8 +175,7 @@ class TopK(Codec):
         fraction = self.fraction
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
             raise ValueError(f"fraction={fraction!r} must be a number in (0, 1]; expected e.g. 0.01 for the top 1 %")
-        if not isinstance(self.error_feedback, bool):
-            raise TypeError(f"error_feedback={self.error_feedback!r} must be True or False")
+        _check_flag(self.error_feedback)
 
     def k(self, size: int) -> int:
         """Values sent of a tensor of ``size`` values."""
@@ -185,6 +195,11 @@ class TopK(Codec):
         return flat.reshape(part["shape"])
 
 
+def _check_flag(error_feedback: Any) -> None:
+    if not isinstance(error_feedback, bool):
+        raise TypeError(f"error_feedback={error_feedback!r} must be True or False")
+
+
 #: The codecs ``compression=`` accepts by name.
 CODECS: dict[str, type[Codec]] = {codec.name: codec for codec in (Float16, Int8, TopK)}
 
@@ -199,7 +214,7 @@ def as_codec(compression: Any, adapter: Any = None) -> Codec | None:
     Examples
     --------
     >>> as_codec("int8"), as_codec(None)
-    (Int8(), None)
+    (Int8(error_feedback=True), None)
     >>> as_codec("int4")
     Traceback (most recent call last):
     ...
