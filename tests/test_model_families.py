@@ -22,8 +22,14 @@ from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin, Median
 from fedplugin.adapters import adapter_for
 
 
+@pytest.fixture
+def client(shared_client):
+    """The shared cluster: each test registers its plugins under names of this module's own."""
+    return shared_client
+
+
 def start(client, estimator, name, classes=None, **kwargs):
-    plugin = FederatedModelPlugin(estimator, classes=classes, name=name)
+    plugin = FederatedModelPlugin(estimator, classes=classes, name=f"test_model_families-{name}")
     client.register_plugin(plugin)
     return Coordinator(client, plugin, **kwargs)
 

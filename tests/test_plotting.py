@@ -16,6 +16,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 
+@pytest.fixture
+def client(shared_client):
+    """The shared cluster: each test registers its plugin under a name of this module's own."""
+    return shared_client
+
+
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
@@ -35,7 +41,7 @@ def make_round(i, trigger="count", metrics=None, seconds=0.5):
 
 def test_figure_of_a_real_training_run(client, classification_data, tmp_path):
     X, y = classification_data
-    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="plot")
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="test_plotting-plot")
     client.register_plugin(plugin)
     coord = Coordinator(client, plugin, sync=EveryNBatches(6), block_size=1000, progress=False)
     coord.fit(X, y)  # 20 blocks of 1,000 rows: rounds of 6, 6, 6 and a final one of 2
@@ -83,7 +89,7 @@ def test_figure_of_a_real_training_run(client, classification_data, tmp_path):
 
 def test_online_score_of_a_real_run_is_the_metrics_panel(client, classification_data):
     X, y = classification_data
-    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="plot-scored")
+    plugin = FederatedModelPlugin(SGDClassifier(random_state=0), classes=[0, 1], name="test_plotting-plot-scored")
     client.register_plugin(plugin)
     coord = Coordinator(client, plugin, sync=EveryNBatches(8), block_size=1000, progress=False, scoring="accuracy")
     coord.fit(X, y)
