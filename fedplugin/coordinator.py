@@ -37,7 +37,7 @@ from .engine import RoundEngine
 from .deploy import resolve_plugin
 from .history import DEFAULT_HISTORY_LIMIT, Round, RoundLog
 from .input_kinds import placeholder_targets
-from .rows import as_rows, check_accepted, n_columns
+from .rows import as_rows, check_accepted, n_columns, row_kind
 from .ownership import explain_mismatch, replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
@@ -345,6 +345,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             first = feed.peek()
         if first is None:
             raise ValueError("the stream is empty; expected at least one (X, y) batch")
+        check_accepted(self.estimator, row_kind(as_rows(first[0])), None)
         with self._rollback_on_error():
             if self._global is None:
                 self._initialize(n_columns(as_rows(first[0])), classes, partial(sample_batch, first[0]), feed.outputs_of(first))

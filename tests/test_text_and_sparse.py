@@ -107,6 +107,11 @@ def test_rows_a_model_cannot_take_are_refused_before_training(client, unique_nam
         with pytest.raises(TypeError, match=message):
             coord.fit(X, np.array([0, 1]))
         assert coord.history == [] or len(coord.history) == 0
+        # A stream's first batch is checked the same way, before anything is trained.
+        stream_message = message.replace("of 2 items", "of items")
+        with pytest.raises(TypeError, match=stream_message):
+            coord.fit_stream(iter([(X, np.array([0, 1]))]))
+        assert len(coord.history) == 0 and coord.version == -1
 
 
 def test_a_step_after_a_vectorizer_must_take_its_sparse_output():
