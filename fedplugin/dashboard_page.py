@@ -42,7 +42,7 @@ from .wording import count
 #: Milliseconds between two looks at the scheduler's records.
 REFRESH_MS = 500
 #: The colours ``plot_history`` gives the triggers fedplugin records (matplotlib's tab10).
-TRIGGER_COLORS = {"count": "#1f77b4", "time": "#ff7f0e", "drift": "#d62728", "final": "#2ca02c", "manual": "#9467bd"}
+TRIGGER_COLORS = {"count": "#1f77b4", "time": "#ff7f0e", "drift": "#d62728", "change": "#8c564b", "final": "#2ca02c", "manual": "#9467bd"}
 _TOOLS = "pan,wheel_zoom,box_zoom,reset"
 #: Dask's page background (its base.css). Dask's theme leaves plot borders unpainted, which
 #: keeps stale pixels there when a plot's frame moves (tick labels grow as data arrives).

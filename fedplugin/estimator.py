@@ -117,6 +117,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any) -> FederatedEstimator:
         """Fit a fresh federated model on ``X``, ``y`` (``epochs`` passes)."""
+        self._coordinator_options()  # a bad option is refused before the fitted model is dropped
         for attr in ("estimator_", "classes_", "n_features_in_", "history_"):
             self.__dict__.pop(attr, None)
         return self._train(X, y, self.epochs, self.classes)
@@ -126,6 +127,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self._train(X, y, 1, classes if classes is not None else self.classes)
 
     def _train(self, X: Any, y: Any, epochs: int, classes: Any) -> FederatedEstimator:
+        coordinator_options = self._coordinator_options()  # before validate_data sets n_features_in_
         template = fresh_copy(self._template())
         adapter_for(template)  # refuse unsupported estimators before touching the cluster
         fitted = hasattr(self, "estimator_")
@@ -137,7 +139,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"X has {count(X.shape[1], 'feature')}; expected {self.n_features_in_}")
         if fitted and is_classifier(template):
             classes = self.classes_
-        options = {**self._coordinator_options(), **dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size)}
+        options = {**coordinator_options, **dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size)}
         with federated_session(client_or_default(self.client, "FederatedEstimator"), template, classes=classes, **options) as coord:
             if fitted:
                 coord.set_global_model(self.estimator_)
@@ -157,7 +159,10 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             raise TypeError(f"coordinator_options={given!r} must be a dict of Coordinator keyword arguments")
         own = sorted(set(given) & {"sync", "aggregator", "block_size", "plugin", "client"})
         if own:
-            raise ValueError(f"coordinator_options sets {own}: pass them to FederatedEstimator itself")
+            raise ValueError(
+                f"coordinator_options sets {own}, which FederatedEstimator sets itself; "
+                "expected sync=, aggregator=, block_size= or client= on FederatedEstimator (plugin: none)"
+            )
         known = set(inspect.signature(Coordinator).parameters)
         unknown = sorted(set(given) - known)
         if unknown:

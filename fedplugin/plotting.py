@@ -21,6 +21,7 @@ TRIGGER_COLORS = {
     "count": "tab:blue",
     "time": "tab:orange",
     "drift": "tab:red",
+    "change": "tab:brown",
     "final": "tab:green",
     "manual": "tab:purple",
 }

@@ -315,6 +315,7 @@ class OnChange(SyncPolicy):
 
     Examples
     --------
+    >>> from fedplugin import LocalStats
     >>> policy, memory = OnChange(), {}
     >>> scores = [0.9, 0.91, 0.89, 0.9, 0.9, 0.88, 0.5, 0.85]   # a change at block 6
     >>> [policy.check(LocalStats(1, 0, 0.0, score=s, block_rows=500, memory=memory)) for s in scores]

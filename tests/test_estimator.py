@@ -61,7 +61,7 @@ def test_coordinator_options_reach_the_coordinator(classification_data):
 @pytest.mark.parametrize(
     "options, error, message",
     [
-        ({"sync": 4}, ValueError, r"coordinator_options sets \['sync'\]: pass them to FederatedEstimator itself"),
+        ({"sync": 4}, ValueError, r"coordinator_options sets \['sync'\], which FederatedEstimator sets itself"),
         ({"compresion": "int8"}, TypeError, r"coordinator_options has \['compresion'\], which Coordinator does not take"),
         (["int8"], TypeError, r"coordinator_options=\['int8'\] must be a dict"),
     ],
@@ -70,6 +70,20 @@ def test_bad_coordinator_options_refused_before_training(classification_data, op
     X, y = classification_data
     with pytest.raises(error, match=message):
         FederatedEstimator(SGDClassifier(), coordinator_options=options).fit(X, y)
+
+
+def test_bad_coordinator_options_keep_the_fitted_model(classification_data):
+    X, y = classification_data
+    model = FederatedEstimator(SGDClassifier(random_state=0), block_size=1000).fit(X, y)
+    fitted, score = model.estimator_, model.score(X, y)
+    model.set_params(coordinator_options={"scorng": "accuracy"})
+    with pytest.raises(TypeError, match=r"coordinator_options has \['scorng'\]"):
+        model.fit(X, y)
+    assert model.estimator_ is fitted and model.score(X, y) == score
+    fresh = FederatedEstimator(SGDClassifier(), coordinator_options={"scorng": "accuracy"})
+    with pytest.raises(TypeError, match="scorng"):
+        fresh.fit(X, y)
+    assert not hasattr(fresh, "n_features_in_")  # nothing set by a refused first fit
 
 
 def test_partial_fit_continues(default_client, classification_data):
