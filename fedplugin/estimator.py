@@ -117,17 +117,18 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any) -> FederatedEstimator:
         """Fit a fresh federated model on ``X``, ``y`` (``epochs`` passes)."""
-        self._coordinator_options()  # a bad option is refused before the fitted model is dropped
+        options = self._coordinator_options()  # a bad option is refused before the fitted model is dropped
         for attr in ("estimator_", "classes_", "n_features_in_", "history_"):
             self.__dict__.pop(attr, None)
-        return self._train(X, y, self.epochs, self.classes)
+        return self._train(X, y, self.epochs, self.classes, options)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> FederatedEstimator:
         """One pass over ``X``, ``y``, continuing from ``estimator_`` if fitted."""
-        return self._train(X, y, 1, classes if classes is not None else self.classes)
+        options = self._coordinator_options()  # before validate_data sets n_features_in_
+        return self._train(X, y, 1, classes if classes is not None else self.classes, options)
 
-    def _train(self, X: Any, y: Any, epochs: int, classes: Any) -> FederatedEstimator:
-        coordinator_options = self._coordinator_options()  # before validate_data sets n_features_in_
+    def _train(self, X: Any, y: Any, epochs: int, classes: Any, options: dict[str, Any]) -> FederatedEstimator:
+        """Train from ``estimator_`` if fitted; ``options``: the checked ``coordinator_options``."""
         template = fresh_copy(self._template())
         adapter_for(template)  # refuse unsupported estimators before touching the cluster
         fitted = hasattr(self, "estimator_")
@@ -139,7 +140,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"X has {count(X.shape[1], 'feature')}; expected {self.n_features_in_}")
         if fitted and is_classifier(template):
             classes = self.classes_
-        options = {**coordinator_options, **dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size)}
+        options = {**options, **dict(sync=self.sync, aggregator=self.aggregator, block_size=self.block_size)}
         with federated_session(client_or_default(self.client, "FederatedEstimator"), template, classes=classes, **options) as coord:
             if fitted:
                 coord.set_global_model(self.estimator_)

@@ -29,7 +29,7 @@ from .compression import Codec, received
 from .privacy import privacy_spent
 from .rounds import Update, next_global
 from .store import GlobalModel
-from .stragglers import discount_stale
+from .stragglers import STALENESS_EXPONENT, discount_stale
 
 #: Workers one worker sends a new global model to directly; the rest get it from them.
 FAN_OUT = 8
@@ -83,7 +83,8 @@ class RoundSummary:
 
 async def close_round(
     name: str, base: int, participants: list[str], rule: Any, current: bool = False, codec: Codec | None = None,
-    late: tuple[str, ...] = (), staleness_exponent: float = 0.5, trigger: str | None = None, dask_worker: Any = None,
+    late: tuple[str, ...] = (), staleness_exponent: float = STALENESS_EXPONENT, trigger: str | None = None,
+    dask_worker: Any = None,
 ) -> RoundSummary:
     """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``.
 
@@ -128,7 +129,7 @@ async def close_round(
     # Combining a large model takes a while: in a thread, so this event loop
     # keeps answering (numpy releases the GIL for the arithmetic).
     new, excluded, payload, updates, sizes = await loop.run_in_executor(
-        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec, (tuple(late), staleness_exponent), trigger
+        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec, tuple(late), staleness_exponent, trigger
     )
     combined = loop.time()
     # Stored first: if this worker dies while pushing, a retry finds the model
@@ -165,13 +166,12 @@ async def _push_again(name: str, model: GlobalModel, participants: list[str], wo
 
 def _combine(
     reference: GlobalModel, pulled: list[dict[str, Any]], rule: Any, adapter: Any, codec: Codec | None,
-    stragglers: tuple[tuple[str, ...], float] = ((), 0.5), trigger: str | None = None,
+    late: tuple[str, ...] = (), exponent: float = STALENESS_EXPONENT, trigger: str | None = None,
 ) -> tuple[GlobalModel, list[str], bytes, list[Update], tuple[int, int]]:
     """The new model, its excluded workers and stored bytes, the decoded updates, their bytes sent and raw.
 
-    ``stragglers``: the late workers, and the exponent that discounts a stale update.
+    ``late``: the workers still training for the round; ``exponent`` discounts a stale update.
     """
-    late, exponent = stragglers
     updates, sent, raw = [], 0, 0
     for update in pulled:
         params, sent_nbytes, raw_nbytes = received(update, reference.params, codec)

@@ -4,8 +4,8 @@ With ``Coordinator(stragglers=Quorum(...))`` the oldest open round may close
 while some of its workers still train. Their running tasks, and the blocks
 they already trained for it, move to the next open round (one is opened if
 none is); the closing round names them as late, so they keep their progress
-and hand it over to that round. They get no task of a new round until their
-moved tasks have reported.
+and hand it over to that round. Rounds opened while a worker is late leave
+it out (tasks queued for it before it became late still run).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .open_rounds import OpenRound
+from .stragglers import STALENESS_EXPONENT
 
 #: Longest sleep while waiting for a report when a round's deadline is pending.
 POLL_SECONDS = 0.005
@@ -66,7 +67,7 @@ class LateRoundsMixin:
     @property
     def _staleness_exponent(self) -> float:
         quorum = self.coord.stragglers
-        return 0.5 if quorum is None else quorum.staleness_exponent
+        return STALENESS_EXPONENT if quorum is None else quorum.staleness_exponent
 
     def _may_close(self, rnd: OpenRound) -> bool:
         """Every task of ``rnd`` reported, or (with a quorum) enough of its workers are done."""
@@ -128,7 +129,6 @@ class LateRoundsMixin:
         self.rounds.append(target)
         self.next_base += 1
         return target
-
 
 
 __all__ = ["LateRoundsMixin"]

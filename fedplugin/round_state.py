@@ -60,14 +60,14 @@ Params = dict[str, np.ndarray]
 class Snapshot:
     """One handed-over update: parameters, samples trained for the round, training state.
 
-    ``since``: the oldest round whose progress it holds, when it holds a late
-    worker's progress carried over from earlier rounds (``None``: its own round).
+    ``since``: the oldest round whose progress it holds (its own round, unless
+    it holds a late worker's progress carried over from earlier rounds).
     """
 
     params: Params
     samples: int
     state: dict[str, float]
-    since: int | None = None
+    since: int
 
 
 class RoundState:
@@ -123,13 +123,11 @@ class RoundState:
         pulled, to the next round (what was pulled is that round's anchor).
         """
         with self.lock:
-            since = None
-            floor = max(-1 if self.applied is None else self.applied.version, self.pulled_through + 1)
-            if base < floor:
-                base, since = floor, base
+            since = base
+            base = max(base, -1 if self.applied is None else self.applied.version, self.pulled_through + 1)
             earlier = self.snapshots.get(base)
             if earlier is not None:
-                since = _oldest(since, earlier.since)
+                since = min(since, earlier.since)
             self.snapshots[base] = Snapshot(params, samples + (earlier.samples if earlier else 0), state, since)
 
     def drop_updates(self) -> None:
@@ -173,8 +171,7 @@ class RoundState:
                 return None
             self.pulled_through = max(self.pulled_through, base)
             snapshot = snapshots[base]
-            staleness = 0 if snapshot.since is None else base - snapshot.since
-            update = {"samples": snapshot.samples, "state": snapshot.state, "staleness": staleness}
+            update = {"samples": snapshot.samples, "state": snapshot.state, "staleness": base - snapshot.since}
             if codec is None:
                 return {"params": snapshot.params, **update}
             return {**self.outbox.encode(base, snapshot.params, reference.params, codec), **update}
@@ -189,7 +186,8 @@ def _rebase_all(
     ``sent``: per round, what the model combined of a compressed update with
     error feedback; what it dropped stays with the worker (the anchor is what
     was sent, not what was handed over). A model that names ``worker`` as late
-    holds none of its progress: everything is kept (see :func:`_keep_late_progress`).
+    holds none of its progress: everything is kept, anchored on the model it
+    held (see :func:`_carry_late_snapshots`).
     """
     for model in models:
         if applied is not None and model.version <= applied.version:
@@ -198,19 +196,18 @@ def _rebase_all(
             applied, local = model, (None if local is None else model.params)
             snapshots.clear()
             continue
-        if worker and worker in model.late:
-            local = _keep_late_progress(adapter, applied, snapshots, model, local)
-            applied = model
-            continue
         # What ``model`` already holds of this worker: its latest update below
         # ``model``'s version (that of the round that produced it, unless the
         # worker skipped versions), else the global model it held.
-        earlier = [b for b in snapshots if b < model.version]
         anchor = applied.params
-        if earlier:
-            anchor = (sent or {}).get(max(earlier), snapshots[max(earlier)].params)
-        for base in earlier:
-            del snapshots[base]  # combined into this model (or an earlier one)
+        if worker and worker in model.late:
+            _carry_late_snapshots(snapshots, model.version)
+        else:
+            earlier = [b for b in snapshots if b < model.version]
+            if earlier:
+                anchor = (sent or {}).get(max(earlier), snapshots[max(earlier)].params)
+            for base in earlier:
+                del snapshots[base]  # combined into this model (or an earlier one)
         for base, snapshot in snapshots.items():
             snapshots[base] = replace(snapshot, params=_rebase(adapter, model.params, snapshot.params, anchor))
         if local is not None:
@@ -219,34 +216,17 @@ def _rebase_all(
     return applied, local
 
 
-def _keep_late_progress(
-    adapter: Any, applied: GlobalModel, snapshots: dict[int, Snapshot], model: GlobalModel, local: Params | None
-) -> Params | None:
-    """``model`` was combined without this late worker: rebase everything on the model it held.
-
-    Its updates for rounds before ``model``'s were not pulled: the latest,
-    which holds the earlier ones' progress (the local model goes on from one
-    task to the next), becomes its update for ``model``'s round, with all
-    their samples.
+def _carry_late_snapshots(snapshots: dict[int, Snapshot], version: int) -> None:
+    """Version ``version`` was combined without this late worker: its updates up to that round
+    were not pulled. The latest, which holds the earlier ones' progress (the local model goes on
+    from one task to the next), becomes its update for round ``version``, with all their samples.
     """
-    anchor = applied.params
-    earlier = sorted(b for b in snapshots if b <= model.version)
-    carried = [snapshots.pop(b) for b in earlier]
-    for base, snapshot in snapshots.items():
-        snapshots[base] = replace(snapshot, params=_rebase(adapter, model.params, snapshot.params, anchor))
+    carried = [snapshots.pop(b) for b in sorted(b for b in snapshots if b <= version)]
     if carried:
-        since = min(s.since if s.since is not None else b for b, s in zip(earlier, carried))
         latest = carried[-1]
-        snapshots[model.version] = Snapshot(
-            _rebase(adapter, model.params, latest.params, anchor), sum(s.samples for s in carried), latest.state, since
+        snapshots[version] = Snapshot(
+            latest.params, sum(s.samples for s in carried), latest.state, min(s.since for s in carried)
         )
-    if local is None:
-        return None
-    return model.params if not is_finite(local) else _rebase(adapter, model.params, local, anchor)
-
-
-def _oldest(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else min(a, b)
 
 
 def _rebase(adapter: Any, new_global: Params, x: Params, anchor: Params) -> Params:

@@ -49,6 +49,9 @@ from typing import Any
 
 import numpy as np
 
+#: FedBuff's ``1 / sqrt(1 + tau)``: the default discount of a late update ``tau`` rounds old.
+STALENESS_EXPONENT = 0.5
+
 
 class Quorum:
     """Close a round once enough of its workers are done, or at a deadline.
@@ -76,7 +79,10 @@ class Quorum:
     """
 
     def __init__(
-        self, min_workers: int | float | None = None, deadline: float | None = None, staleness_exponent: float = 0.5
+        self,
+        min_workers: int | float | None = None,
+        deadline: float | None = None,
+        staleness_exponent: float = STALENESS_EXPONENT,
     ) -> None:
         if min_workers is None and deadline is None:
             raise ValueError("Quorum() needs min_workers=, deadline= or both; without them every round waits for all")
@@ -129,7 +135,7 @@ class FedBuff(Quorum):
     ``aggregator=FedAvg(server_lr=...)``.
     """
 
-    def __init__(self, buffer_size: int, staleness_exponent: float = 0.5) -> None:
+    def __init__(self, buffer_size: int, staleness_exponent: float = STALENESS_EXPONENT) -> None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, Integral) or buffer_size < 1:
             raise ValueError(f"buffer_size={buffer_size!r} must be an int >= 1")
         super().__init__(min_workers=int(buffer_size), staleness_exponent=staleness_exponent)
