@@ -274,9 +274,9 @@ class RoundFeed:
     :meth:`publish` keeps each closed round's :func:`round_row` and sends
     what it holds once ``FLUSH_SECONDS`` have passed since the last send,
     or at once after a ``"final"`` or ``"manual"`` round; :meth:`flush` sends
-    the rest (the coordinator calls it at the end of every fit). Nothing is kept or sent when the scheduler serves no page. A
-    send that fails is logged and ends the feed: the page is never worth a
-    failed fit.
+    the rest (the coordinator calls it at the end of every fit). Nothing is
+    kept or sent when the scheduler serves no page. A send that fails is
+    logged and ends the feed: the page is never worth a failed fit.
     """
 
     def __init__(self, client: Client, name: str) -> None:

@@ -147,12 +147,8 @@ class FedBuff(Quorum):
 def _check_min_workers(value: Any) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"min_workers={value!r} must be an int >= 1 or a fraction in (0, 1]")
-    if isinstance(value, Integral):
-        if value < 1:
-            raise ValueError(f"min_workers={value!r} must be an int >= 1 or a fraction in (0, 1]")
-    elif not 0 < value <= 1:
+    number = not isinstance(value, bool) and isinstance(value, Real)
+    if not number or not (value >= 1 if isinstance(value, Integral) else 0 < value <= 1):
         raise ValueError(f"min_workers={value!r} must be an int >= 1 or a fraction in (0, 1]")
 
 
