@@ -23,6 +23,8 @@ import numpy as np
 from distributed import Client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+from .span_trim import SpanMetadataTrim
+
 STORE_NAME = "fedplugin-model-store"
 _GET = "fedplugin_store_get"
 _PUT = "fedplugin_store_put"
@@ -189,8 +191,13 @@ def _scheduler_call(method: str, *args: Any, dask_scheduler: Any = None) -> Any:
 
 
 def ensure_store(client: Client) -> None:
-    """Register the store on the scheduler (no-op if it is there already)."""
+    """Register the store on the scheduler (no-op if it is there already).
+
+    With it goes :class:`~fedplugin.span_trim.SpanMetadataTrim`, which keeps a
+    long fit's span from growing with every round on the scheduler.
+    """
     client.register_plugin(ModelStore())
+    client.register_plugin(SpanMetadataTrim())
 
 
 def fetch(client: Client, name: str) -> GlobalModel | None:

@@ -104,3 +104,24 @@ def test_per_round_records_stay_bounded(client, unique_name):
         assert records["snapshots"] <= 1 and records["incoming"] == 0 and records["outbox"] <= 2, (worker, records)
     # The client holds no future of a training task or a block any more.
     assert len(client.futures) == futures
+
+
+def collections_of_spans(dask_scheduler=None):
+    return [len(span.metadata["collections"]) for span in dask_scheduler.extensions["spans"].spans.values() if span.metadata]
+
+
+def submit_graphs_to_trim(dask_scheduler=None):
+    from fedplugin.span_trim import TRIM_EVERY, TRIM_NAME
+
+    plugin = dask_scheduler.plugins[TRIM_NAME]
+    for _ in range(TRIM_EVERY - plugin.graphs % TRIM_EVERY):  # as many graphs as bring the next trim
+        plugin.update_graph(dask_scheduler)
+
+
+def test_the_fits_span_keeps_no_record_per_task(client, unique_name):
+    coord = coordinator(client, unique_name)
+    coord.fit_stream(batches(20))
+    # Dask appended {"type": "Future"} to the span's metadata for every task submitted.
+    assert max(client.run_on_scheduler(collections_of_spans)) >= 20
+    client.run_on_scheduler(submit_graphs_to_trim)
+    assert max(client.run_on_scheduler(collections_of_spans)) <= 3
