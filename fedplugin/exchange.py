@@ -33,7 +33,9 @@ from distributed.protocol import Serialize, to_serialize
 from . import store
 from .compression import Codec
 from .privacy import privacy_spent
-from .reduction import Params, Partial, Weighting, decoded, merged, next_global_from, partial_of, splittable
+from .reduction import (
+    Params, Partial, Weighting, decoded, group_size, merged, next_global_from, partial_of, splittable,
+)
 from .rounds import next_global
 from .store import GlobalModel
 from .stragglers import STALENESS_EXPONENT, discount_stale
@@ -63,12 +65,15 @@ class RoundSummary:
         The cluster's workers when the model was pushed.
     bytes_up, bytes_down : int
         Parameter bytes pulled from the participants (as sent, compressed or
-        not) and pushed to the workers.
+        not; with a reduction tree, by the heads of their groups) and pushed
+        to the workers.
     bytes_up_raw : int
         The bytes of the pulled updates uncompressed (``bytes_up`` without a codec).
     seconds : float
         Time the aggregating worker spent, of which ``pull_seconds`` fetching
-        the updates, ``combine_seconds`` computing the new model and
+        the updates (through the whole reduction tree, when there is one:
+        decoding and summing the groups included), ``combine_seconds``
+        computing the new model and
         ``push_seconds`` storing it and pushing it to every worker.
     epsilon : float or None
         Privacy spent so far, with :class:`~fedplugin.DPFedAvg` (else ``None``).
@@ -106,6 +111,9 @@ async def close_round(
     ``trigger``: what ended the round, for the rule (see :func:`~fedplugin.rounds.next_global`).
     ``fan_in``: the reduction tree's group size (default :data:`FAN_IN`).
     """
+    fan_in = FAN_IN if fan_in is None else fan_in
+    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 2:
+        raise ValueError(f"fan_in={fan_in!r} cannot make a reduction tree; expected an int >= 2")
     loop = asyncio.get_running_loop()
     start = loop.time()
     plugin = dask_worker.plugins[name]
@@ -114,7 +122,6 @@ async def close_round(
         # An earlier attempt stored this round's model, then its worker was lost
         # while pushing it: push the stored model again, never a second one.
         return await _push_again(name, reference, participants, dask_worker, start)
-    fan_in = FAN_IN if fan_in is None else fan_in
     weighting = splittable(rule, plugin.adapter) if len(participants) > fan_in else None
     if weighting is None:
         pulling = _pull_all(dask_worker, participants, name, base, current, codec)
@@ -237,8 +244,8 @@ async def reduce_group(worker: Any, job: Job, members: list[str], reference: Par
     """The partial sums of the updates of ``members`` (sorted), pulled to ``worker`` or through group heads.
 
     Up to ``job.fan_in`` members are pulled here. More are split into at most
-    ``fan_in`` consecutive groups (of ``fan_in ** k`` members, so the groups of
-    updates summed first are the same however deep the tree): the group that
+    ``fan_in`` consecutive groups (of :func:`~fedplugin.reduction.group_size`
+    members, a power of ``fan_in``): the group that
     holds this worker, or of one member, is reduced here; each other group's
     first member reduces it through its ``fedplugin_reduce`` handler. A head
     that cannot be reached has its group pulled here (it only loses its own
@@ -252,9 +259,7 @@ async def reduce_group(worker: Any, job: Job, members: list[str], reference: Par
         partial = await loop.run_in_executor(None, _leaf, pulled, reference, worker.plugins[job.name].adapter, job)
         partial.missing = missing
         return partial
-    size = job.fan_in
-    while -(-len(members) // size) > job.fan_in:
-        size *= job.fan_in
+    size = group_size(len(members), job.fan_in)
     groups = [members[i : i + size] for i in range(0, len(members), size)]
     partials = await asyncio.gather(*(_reduce_at_head(worker, job, group, reference) for group in groups))
     return await loop.run_in_executor(None, merged, list(partials))

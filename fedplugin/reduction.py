@@ -124,6 +124,27 @@ def splittable(rule: Any, adapter: ModelAdapter) -> Weighting | None:
     return None
 
 
+def group_size(members: int, fan_in: int) -> int:
+    """Workers per group when ``members`` workers (more than ``fan_in``) are split for a reduction tree.
+
+    The smallest power of ``fan_in`` that makes at most ``fan_in`` groups:
+    groups are cut from the sorted workers in runs of that size, so the
+    groups summed first (``fan_in`` workers each) are the same however deep
+    the tree.
+
+    Examples
+    --------
+    >>> group_size(9, 8), group_size(64, 8), group_size(65, 8), group_size(5, 2)
+    (8, 8, 64, 4)
+    """
+    if fan_in < 2:
+        raise ValueError(f"fan_in={fan_in!r} cannot make a tree; expected an int >= 2")
+    size = fan_in
+    while -(-members // size) > fan_in:  # ceil(members / size) groups
+        size *= fan_in
+    return size
+
+
 def decoded(
     pulled: list[dict[str, Any]], reference: Params, adapter: ModelAdapter, codec: Codec | None,
     exponent: float = STALENESS_EXPONENT,
