@@ -5,10 +5,14 @@ import pytest
 from distributed import Client, LocalCluster
 from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from fedplugin import EveryNBatches, FedAvgM, Mean, Median, WeightedMean, exchange
+from fedplugin import DPFedAvg, EveryNBatches, FedAvgM, Mean, Median, PerParameter, WeightedMean, exchange
 from fedplugin.adapters import adapter_for
-from fedplugin.reduction import merged, next_global_from, partial_of
+from fedplugin.aggregation import mean, weighted_mean
+from fedplugin.reduction import merged, next_global_from, partial_of, splittable
 from fedplugin.rounds import Update, next_global
 from fedplugin.session import federated_session
 from fedplugin.store import SERVER_STATE, GlobalModel
@@ -40,9 +44,9 @@ def test_partials_combined_equal_next_global_of_the_flat_list(rule):
         extra={"state": {"t_": 1.0}, SERVER_STATE: server} if isinstance(rule, FedAvgM) else {"state": {"t_": 1.0}},
     )
     weighting = "equal" if isinstance(getattr(rule, "base", rule), Mean) else "samples"
-    # Two levels, shuffled within groups: groups of 4, then two groups of partials.
+    # A tree of two levels over the sorted workers (groups of 4, then pairs of partials); next_global gets them shuffled.
     shuffled = [updates[i] for i in rng.permutation(len(updates))]
-    groups = [partial_of(sorted(shuffled, key=lambda u: u.worker)[i : i + 4], weighting) for i in range(0, 11, 4)]
+    groups = [partial_of(updates[i : i + 4], weighting) for i in range(0, 11, 4)]
     total = merged([merged(groups[:2]), merged(groups[2:])])
     assert total.count == 9 and total.excluded == ["tcp://w03"]
     assert total.samples == sum(u.samples for u in updates if u.worker not in ("tcp://w03", "tcp://w07"))
@@ -50,8 +54,9 @@ def test_partials_combined_equal_next_global_of_the_flat_list(rule):
     tree, excluded = next_global_from(current, total, rule, "count")
     flat, flat_excluded = next_global(current, shuffled, rule, adapter, "count")
     assert excluded == flat_excluded == ["tcp://w03"]
-    assert (tree.version, tree.rounds, tree.extra["state"]) == (flat.version, flat.rounds, flat.extra["state"]) == (6, 6, flat.extra["state"])
-    assert tree.extra["state"]["t_"] != 1.0  # the workers' mean state, not the old one
+    assert (tree.version, tree.rounds) == (flat.version, flat.rounds) == (6, 6)
+    expected_t = np.mean([u.state["t_"] for u in updates if u.state and u.worker != "tcp://w03"])
+    assert tree.extra["state"] == flat.extra["state"] == {"t_": expected_t}  # the workers' mean, not the old 1.0
     for name in flat.params:
         np.testing.assert_allclose(tree.params[name], flat.params[name], rtol=0, atol=1e-12)
         assert tree.params[name].dtype == np.float64
@@ -71,6 +76,21 @@ def test_weighted_mean_of_updates_of_no_samples_is_the_plain_mean():
     flat, _ = next_global(current, updates, WeightedMean(), adapter_for(SGDClassifier()))
     np.testing.assert_allclose(tree.params["w"], flat.params["w"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(tree.params["w"], np.mean([u.params["w"] for u in updates], axis=0), atol=1e-12)
+
+
+def test_only_plain_means_over_rule_based_families_split():
+    sgd = adapter_for(SGDClassifier())
+
+    class HalfMean(Mean):  # a subclass may compute something else
+        def __call__(self, updates, weights):
+            return {name: value / 2 for name, value in super().__call__(updates, weights).items()}
+
+    assert splittable(WeightedMean(), sgd) == splittable(weighted_mean, sgd) == "samples"
+    assert splittable(FedAvgM(base=Mean()), sgd) == splittable(mean, sgd) == "equal"
+    assert splittable(Median(), sgd) is splittable(HalfMean(), sgd) is splittable(PerParameter({}, default=Mean()), sgd) is None
+    assert splittable(DPFedAvg(noise_multiplier=1.0, clip_norm=1.0), sgd) is None
+    assert splittable(WeightedMean(), adapter_for(make_pipeline(StandardScaler(), SGDClassifier()))) is None  # its own aggregate
+    assert splittable(WeightedMean(), adapter_for(GaussianNB())) is None  # exact
 
 
 # ---------------------------------------------------------------------- on a cluster of five workers
