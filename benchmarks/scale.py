@@ -34,6 +34,8 @@ import numpy as np
 from distributed import Client, LocalCluster, wait
 from sklearn.linear_model import SGDClassifier
 
+from fedplugin.exchange import FAN_IN
+from fedplugin.reduction import group_size
 from fedplugin.wording import plural
 
 HERE = Path(__file__).resolve().parent
@@ -110,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(_table(rows))
     for key, value in report["projection"].items():
         print(f"projection {key}: {value}")
+    print("projection: pull and sum cost per item on the reduction tree's longest path (fan-in "
+          f"{FAN_IN}), push cost per fan-out level; see _projection")
     for goal in report["goals"]:
         print(f"goal {goal['what']} {goal['target']}: {goal['value']:,.1f} {'MET' if goal['met'] else 'NOT MET'}")
     return report
@@ -118,9 +122,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 def _projection(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The combining cost at 64 and 512 workers, from per-hop costs measured at the most workers.
 
-    The combining worker pulls every update and computes over all of them
-    (cost per update: ``pull_ms / n`` and ``compute_ms / n``); the push is a
-    fan-out tree of 8, so it costs ``push_ms / levels(n)`` per level. Measured
+    The pull is a reduction tree of fan-in 8 (``fedplugin.exchange.FAN_IN``;
+    these models' rule, the default ``WeightedMean``, splits): every worker of
+    the tree pulls and sums at most 8 updates or partial sums, the groups of a
+    level in parallel, so a round costs one pull and sum per item along the
+    tree's longest path (``_pulled_along(n)`` items: ``n`` up to 8 workers,
+    ``ceil(512 / 64) + ceil(64 / 8) + 8 = 24`` at 512), each
+    ``(pull_ms + compute_ms) / _pulled_along(n)``; the push is a fan-out tree
+    of 8, so it costs ``push_ms / levels(n)`` per level. Measured
     synchronously (``overlap=False``): overlapped rounds share the cores with
     training. On a 2-core machine with many worker processes these per-hop
     costs include CPU contention: a projection, not a measurement.
@@ -132,15 +141,23 @@ def _projection(rows: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         r = max(synchronous, key=lambda row: row["workers"])
         n = r["workers"]
-        per_update = (r["pull_ms"] + r["compute_ms"]) / n
+        per_item = (r["pull_ms"] + r["compute_ms"]) / _pulled_along(n)
         per_level = r["push_ms"] / _levels(n)
         out[model] = {
             "measured_at_workers": n,
-            "pull_and_compute_ms_per_update": per_update,
+            "pull_and_compute_ms_per_item": per_item,
             "push_ms_per_tree_level": per_level,
-            **{f"combine_ms_{m}": m * per_update + _levels(m) * per_level for m in (64, 512)},
+            **{f"combine_ms_{m}": _pulled_along(m) * per_item + _levels(m) * per_level for m in (64, 512)},
         }
     return out
+
+
+def _pulled_along(n: int, fan_in: int = FAN_IN) -> int:
+    """Updates and partial sums pulled one after another on the longest path of the reduction tree of ``n`` workers."""
+    if n <= fan_in:
+        return n
+    size = group_size(n, fan_in)
+    return -(-n // size) + _pulled_along(size, fan_in)
 
 
 def _levels(n: int) -> int:

@@ -6,7 +6,12 @@ event loop (no thread slot needed, so it never waits behind a training task):
 
 1. pulls every participant's update through its ``fedplugin_handover``
    handler (Dask's worker-to-worker comms; nothing crosses the client);
-2. combines them with :func:`~fedplugin.rounds.next_global`;
+   with more than :data:`FAN_IN` participants and a rule whose sum splits (a
+   mean, see :func:`~fedplugin.reduction.splittable`), as a reduction tree:
+   the first worker of each group pulls its group's updates through
+   ``fedplugin_reduce`` and sends up their partial sums;
+2. combines them with :func:`~fedplugin.rounds.next_global` (the partial
+   sums with :func:`~fedplugin.reduction.next_global_from`);
 3. stores the new global model on the scheduler (for restarting workers, and
    so that a retry after this worker died pushes the same model again);
 4. pushes it to every worker through ``fedplugin_forward``, as a fan-out tree
@@ -20,19 +25,25 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
+import functools
 from typing import Any
 
 from distributed.protocol import Serialize, to_serialize
 
 from . import store
-from .compression import Codec, received
+from .compression import Codec
 from .privacy import privacy_spent
-from .rounds import Update, next_global
+from .reduction import (
+    Params, Partial, Weighting, decoded, group_size, merged, next_global_from, partial_of, splittable,
+)
+from .rounds import next_global
 from .store import GlobalModel
 from .stragglers import STALENESS_EXPONENT, discount_stale
 
 #: Workers one worker sends a new global model to directly; the rest get it from them.
 FAN_OUT = 8
+#: Updates (or partial sums) one worker pulls and adds up when a round's mean is summed as a tree.
+FAN_IN = 8
 
 
 @dataclass
@@ -54,12 +65,15 @@ class RoundSummary:
         The cluster's workers when the model was pushed.
     bytes_up, bytes_down : int
         Parameter bytes pulled from the participants (as sent, compressed or
-        not) and pushed to the workers.
+        not; with a reduction tree, by the heads of their groups) and pushed
+        to the workers.
     bytes_up_raw : int
         The bytes of the pulled updates uncompressed (``bytes_up`` without a codec).
     seconds : float
         Time the aggregating worker spent, of which ``pull_seconds`` fetching
-        the updates, ``combine_seconds`` computing the new model and
+        the updates (through the whole reduction tree, when there is one:
+        decoding and summing the groups included), ``combine_seconds``
+        computing the new model and
         ``push_seconds`` storing it and pushing it to every worker.
     epsilon : float or None
         Privacy spent so far, with :class:`~fedplugin.DPFedAvg` (else ``None``).
@@ -84,7 +98,7 @@ class RoundSummary:
 async def close_round(
     name: str, base: int, participants: list[str], rule: Any, current: bool = False, codec: Codec | None = None,
     late: tuple[str, ...] = (), staleness_exponent: float = STALENESS_EXPONENT, trigger: str | None = None,
-    dask_worker: Any = None,
+    fan_in: int | None = None, dask_worker: Any = None,
 ) -> RoundSummary:
     """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``.
 
@@ -95,63 +109,60 @@ async def close_round(
     round, whose progress joins a later one (:mod:`fedplugin.stragglers`),
     where it is discounted by its staleness with ``staleness_exponent``.
     ``trigger``: what ended the round, for the rule (see :func:`~fedplugin.rounds.next_global`).
+    ``fan_in``: the reduction tree's group size (default :data:`FAN_IN`).
     """
+    fan_in = FAN_IN if fan_in is None else fan_in
+    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 2:
+        raise ValueError(f"fan_in={fan_in!r} cannot make a reduction tree; expected an int >= 2")
     loop = asyncio.get_running_loop()
     start = loop.time()
     plugin = dask_worker.plugins[name]
-    reference = plugin.global_model
-    if reference is None or reference.version != base or reference.state_in_store:
-        # The store holds the model with a server optimizer's state; pushed copies do not.
-        reference = await store.worker_fetch(dask_worker, name)
-    if reference is not None and reference.version == base + 1:
+    reference = await _round_model(dask_worker, name, base)
+    if reference.version == base + 1:
         # An earlier attempt stored this round's model, then its worker was lost
         # while pushing it: push the stored model again, never a second one.
         return await _push_again(name, reference, participants, dask_worker, start)
-    if reference is None or reference.version != base:
-        found = None if reference is None else reference.version
-        raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
-    everyone, *answers = await asyncio.gather(
-        store.worker_addresses_from(dask_worker),
-        *(_pull(dask_worker, worker, name, base, current, codec) for worker in participants),
-        return_exceptions=True,
-    )
-    if isinstance(everyone, BaseException):
-        raise everyone
-    pulled_updates = [a for a in answers if isinstance(a, dict)]
-    # A participant that cannot be reached, or no longer holds its update (it
-    # restarted), was lost: its blocks are trained again. Any other failure is
-    # a bug or a user error: it must not be retried quietly.
-    missing = [w for w, a in zip(participants, answers) if a is None or isinstance(a, OSError)]
-    for answer in answers:
-        if isinstance(answer, BaseException) and not isinstance(answer, OSError):
+    weighting = splittable(rule, plugin.adapter) if len(participants) > fan_in else None
+    if weighting is None:
+        pulling = _pull_all(dask_worker, participants, name, base, current, codec)
+    else:
+        job = Job(name, base, current, codec, staleness_exponent, weighting, fan_in)
+        pulling = reduce_group(dask_worker, job, sorted(participants), reference.params)
+    everyone, pulled = await asyncio.gather(store.worker_addresses_from(dask_worker), pulling, return_exceptions=True)
+    for answer in (everyone, pulled):
+        if isinstance(answer, BaseException):
             raise answer
-    pulled = loop.time()
+    pulled_at = loop.time()
     # Combining a large model takes a while: in a thread, so this event loop
     # keeps answering (numpy releases the GIL for the arithmetic).
-    new, excluded, payload, updates, sizes = await loop.run_in_executor(
-        None, _combine, reference, pulled_updates, rule, plugin.adapter, codec, tuple(late), staleness_exponent, trigger
+    combining = (
+        functools.partial(_combine, reference, *pulled, rule, plugin.adapter, codec, staleness_exponent, trigger)
+        if weighting is None else functools.partial(_combine_sums, reference, pulled, rule, trigger)
     )
+    new, sums, payload = await loop.run_in_executor(None, _stored, combining, tuple(late))
     combined = loop.time()
     # Stored first: if this worker dies while pushing, a retry finds the model
     # in the store and pushes it again (no second, different version b + 1).
     await store.worker_put(dask_worker, name, new.version, payload)
     sent = await broadcast(name, new, everyone, dask_worker=dask_worker)
     return RoundSummary(
-        version=new.version,
-        rounds=new.rounds,
-        workers=sorted(u.worker for u in updates if u.worker not in excluded),
-        excluded=excluded,
-        missing=missing,
-        everyone=everyone,
-        bytes_up=sizes[0],
-        bytes_down=new.nbytes() * sent,
-        bytes_up_raw=sizes[1],
-        seconds=loop.time() - start,
-        pull_seconds=pulled - start,
-        combine_seconds=combined - pulled,
-        push_seconds=loop.time() - combined,
-        epsilon=privacy_spent(new),
+        version=new.version, rounds=new.rounds, workers=sorted(sums.workers), excluded=sums.excluded,
+        missing=sums.missing, everyone=everyone, bytes_up=sums.bytes_sent, bytes_down=new.nbytes() * sent,
+        bytes_up_raw=sums.bytes_raw, seconds=loop.time() - start, pull_seconds=pulled_at - start,
+        combine_seconds=combined - pulled_at, push_seconds=loop.time() - combined, epsilon=privacy_spent(new),
     )
+
+
+async def _round_model(worker: Any, name: str, base: int) -> GlobalModel:
+    """The global model of version ``base`` with its server state, or ``base + 1`` if an earlier attempt stored it."""
+    model = worker.plugins[name].global_model
+    if model is None or model.version != base or model.state_in_store:
+        # The store holds the model with a server optimizer's state; pushed copies do not.
+        model = await store.worker_fetch(worker, name)
+    if model is None or model.version not in (base, base + 1):
+        found = None if model is None else model.version
+        raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
+    return model
 
 
 async def _push_again(name: str, model: GlobalModel, participants: list[str], worker: Any, start: float) -> RoundSummary:
@@ -164,24 +175,46 @@ async def _push_again(name: str, model: GlobalModel, participants: list[str], wo
     )
 
 
-def _combine(
-    reference: GlobalModel, pulled: list[dict[str, Any]], rule: Any, adapter: Any, codec: Codec | None,
-    late: tuple[str, ...] = (), exponent: float = STALENESS_EXPONENT, trigger: str | None = None,
-) -> tuple[GlobalModel, list[str], bytes, list[Update], tuple[int, int]]:
-    """The new model, its excluded workers and stored bytes, the decoded updates, their bytes sent and raw.
-
-    ``late``: the workers still training for the round; ``exponent`` discounts a stale update.
-    """
-    updates, sent, raw = [], 0, 0
-    for update in pulled:
-        params, sent_nbytes, raw_nbytes = received(update, reference.params, codec)
-        if update.get("staleness", 0) > 0 and not adapter.exact_aggregation:
-            params = discount_stale(params, reference.params, update["staleness"], exponent)
-        updates.append(Update(update["worker"], params, update["samples"], update["state"]))
-        sent, raw = sent + sent_nbytes, raw + raw_nbytes
-    new, excluded = next_global(reference, updates, rule, adapter, trigger)
+def _stored(combining: Any, late: tuple[str, ...]) -> tuple[GlobalModel, Partial, bytes]:
+    """The new model (marking the ``late`` workers), the record of its updates, the model's stored bytes."""
+    new, sums = combining()
     new = replace(new, late=late)
-    return new, excluded, new.to_bytes(), updates, (sent, raw)
+    return new, sums, new.to_bytes()
+
+
+def _combine(
+    reference: GlobalModel, pulled: list[dict[str, Any]], missing: list[str], rule: Any, adapter: Any,
+    codec: Codec | None, exponent: float = STALENESS_EXPONENT, trigger: str | None = None,
+) -> tuple[GlobalModel, Partial]:
+    """The new model of the flat list of pulled updates, and a record of them (only its lists and bytes are set).
+
+    ``exponent`` discounts a stale update.
+    """
+    updates, sent, raw = decoded(pulled, reference.params, adapter, codec, exponent)
+    new, excluded = next_global(reference, updates, rule, adapter, trigger)
+    workers = [u.worker for u in updates if u.worker not in excluded]
+    return new, Partial(workers=workers, excluded=excluded, missing=missing, bytes_sent=sent, bytes_raw=raw)
+
+
+def _combine_sums(reference: GlobalModel, sums: Partial, rule: Any, trigger: str | None) -> tuple[GlobalModel, Partial]:
+    """The new model of the round's partial sums, and those sums."""
+    new, sums.excluded = next_global_from(reference, sums, rule, trigger)
+    return new, sums
+
+
+async def _pull_all(
+    worker: Any, members: list[str], name: str, base: int, current: bool, codec: Codec | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every member's update as sent, and the members whose update is missing."""
+    answers = await asyncio.gather(*(_pull(worker, m, name, base, current, codec) for m in members), return_exceptions=True)
+    # A participant that cannot be reached, or no longer holds its update (it
+    # restarted), was lost: its blocks are trained again. Any other failure is
+    # a bug or a user error: it must not be retried quietly.
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, OSError):
+            raise answer
+    missing = [m for m, a in zip(members, answers) if a is None or isinstance(a, OSError)]
+    return [a for a in answers if isinstance(a, dict)], missing
 
 
 async def _pull(worker: Any, address: str, name: str, base: int, current: bool, codec: Codec | None) -> dict | None:
@@ -191,6 +224,79 @@ async def _pull(worker: Any, address: str, name: str, base: int, current: bool, 
     # to_serialize: a codec is no msgpack type
     wrapped = None if codec is None else to_serialize(codec)
     return unwrap(await worker.rpc(address).fedplugin_handover(name=name, base=base, current=current, codec=wrapped))
+
+
+# ------------------------------------------------------------ reduction tree
+@dataclass(frozen=True)
+class Job:
+    """What every worker of a round's reduction tree needs to know (see :func:`reduce_group`)."""
+
+    name: str
+    base: int
+    current: bool
+    codec: Codec | None
+    exponent: float
+    weighting: Weighting
+    fan_in: int
+
+
+async def reduce_group(worker: Any, job: Job, members: list[str], reference: Params | None = None) -> Partial:
+    """The partial sums of the updates of ``members`` (sorted), pulled to ``worker`` or through group heads.
+
+    Up to ``job.fan_in`` members are pulled here. More are split into at most
+    ``fan_in`` consecutive groups (of :func:`~fedplugin.reduction.group_size`
+    members, a power of ``fan_in``): the group that
+    holds this worker, or of one member, is reduced here; each other group's
+    first member reduces it through its ``fedplugin_reduce`` handler. A head
+    that cannot be reached has its group pulled here (it only loses its own
+    update). ``reference``: the round's global parameters, fetched if not given.
+    """
+    if reference is None:
+        reference = await _reference(worker, job.name, job.base)
+    loop = asyncio.get_running_loop()
+    if len(members) <= job.fan_in:
+        pulled, missing = await _pull_all(worker, members, job.name, job.base, job.current, job.codec)
+        partial = await loop.run_in_executor(None, _leaf, pulled, reference, worker.plugins[job.name].adapter, job)
+        partial.missing = missing
+        return partial
+    size = group_size(len(members), job.fan_in)
+    groups = [members[i : i + size] for i in range(0, len(members), size)]
+    partials = await asyncio.gather(*(_reduce_at_head(worker, job, group, reference) for group in groups))
+    return await loop.run_in_executor(None, merged, list(partials))
+
+
+async def _reduce_at_head(worker: Any, job: Job, group: list[str], reference: Params) -> Partial:
+    if worker.address in group or len(group) == 1:
+        return await reduce_group(worker, job, group, reference)
+    try:
+        # to_serialize: the job holds a codec (no msgpack type); the answer's arrays travel as frames
+        return unwrap(await worker.rpc(group[0]).fedplugin_reduce(name=job.name, job=to_serialize(job), members=group))
+    except OSError:  # the head is lost (CommClosedError is an OSError): pull its group here
+        return await reduce_group(worker, job, group, reference)
+
+
+async def reduce_here(worker: Any, job: Any, members: list[str]) -> Any:
+    """The ``fedplugin_reduce`` handler: :func:`reduce_group` on this worker, for the worker above it."""
+    # to_serialize: the arrays travel as zero-copy frames, not inside a pickle
+    return to_serialize(await reduce_group(worker, unwrap(job), members))
+
+
+async def _reference(worker: Any, name: str, base: int) -> Params:
+    """The parameters of global version ``base`` (the round's reference), fetched from the store if not held."""
+    model = worker.plugins[name].global_model
+    if model is None or model.version != base:
+        model = await store.worker_fetch(worker, name)
+    if model is None or model.version != base:
+        found = None if model is None else model.version
+        raise RuntimeError(f"round {base} cannot be reduced on {worker.address}: the stored model of {name!r} is version {found}")
+    return model.params
+
+
+def _leaf(pulled: list[dict[str, Any]], reference: Params, adapter: Any, job: Job) -> Partial:
+    updates, sent, raw = decoded(pulled, reference, adapter, job.codec, job.exponent)
+    partial = partial_of(updates, job.weighting)
+    partial.bytes_sent, partial.bytes_raw = sent, raw
+    return partial
 
 
 async def broadcast(name: str, model: GlobalModel, targets: list[str], dask_worker: Any = None) -> int:

@@ -13,8 +13,10 @@ How a round looks from a worker:
    its parameters: its update for round *v*. It never waits: the next task
    (already queued) keeps training;
 2. the worker that combines the round pulls every snapshot through the
-   ``fedplugin_handover`` handler, combines them and pushes version *v + 1*
-   to every worker through ``fedplugin_forward`` (a fan-out tree);
+   ``fedplugin_handover`` handler (for a mean over many workers, group heads
+   pull their groups' snapshots and send up partial sums through
+   ``fedplugin_reduce``: a reduction tree), combines them and pushes version
+   *v + 1* to every worker through ``fedplugin_forward`` (a fan-out tree);
 3. the new global model is merged into the local model at the next block
    boundary (at once if the worker is idle), keeping the progress made
    meanwhile; snapshots of later rounds taken before it arrived are rebased
@@ -40,7 +42,7 @@ from sklearn.base import BaseEstimator
 
 from . import store
 from .adapters import adapter_for, fresh_copy
-from .exchange import forward, unwrap
+from .exchange import forward, reduce_here, unwrap
 from .round_state import RoundState
 from .rows import as_float, as_rows
 from .local_training import TaskReport, train_blocks
@@ -135,6 +137,7 @@ class FederatedModelPlugin(WorkerPlugin):
         self.restored_at: float | None = None
         worker.handlers["fedplugin_handover"] = _dispatch(worker, _handover, "fedplugin_handover")
         worker.handlers["fedplugin_forward"] = _forwarder(worker)
+        worker.handlers["fedplugin_reduce"] = _dispatch(worker, _reduce, "fedplugin_reduce")
         # The store usually exists already (the Coordinator registers it); making
         # sure here keeps setup independent of who came first.
         await store.worker_ensure_store(worker)
@@ -377,6 +380,10 @@ def _forwarder(worker: Any) -> Any:
         return await forward(worker, name, model, targets)
 
     return fedplugin_forward
+
+
+def _reduce(plugin: FederatedModelPlugin, job: Any, members: list[str]) -> Any:
+    return reduce_here(plugin.worker, job, members)  # a coroutine: distributed awaits it
 
 
 def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False, codec: Any = None) -> Any:

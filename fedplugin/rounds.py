@@ -96,11 +96,7 @@ def next_global(
         server optimizer meets a family combined exactly. Nothing has changed
         then: the caller still holds ``current``.
     """
-    if current.state_in_store:
-        raise ValueError(
-            f"version {current.version} is a copy pushed to workers, without its server optimizer state; "
-            "expected the model from the store"
-        )
+    check_from_store(current)
     ordered = sorted(updates, key=lambda update: update.worker)
     finite = [update for update in ordered if is_finite(update.params)]
     # An update of no samples that is not finite is an untrained empty state (a
@@ -109,13 +105,39 @@ def next_global(
     params, server = current.params, current.extra.get(SERVER_STATE)
     if finite:
         params, server = _combine(current, finite, rule, adapter, trigger)
-    states = [update.state for update in finite if update.state]
+    return successor(current, params, server, [update.state for update in finite]), excluded
+
+
+def check_from_store(current: GlobalModel) -> None:
+    """Raise ``ValueError`` if ``current`` is a pushed copy, without its server optimizer state."""
+    if current.state_in_store:
+        raise ValueError(
+            f"version {current.version} is a copy pushed to workers, without its server optimizer state; "
+            "expected the model from the store"
+        )
+
+
+def successor(
+    current: GlobalModel, params: dict[str, np.ndarray], server: Any, states: list[dict[str, float]]
+) -> GlobalModel:
+    """The model after ``current``: ``params``, the ``server`` state, the mean of the workers' ``states``.
+
+    ``states`` in the order of the workers' addresses; the empty ones are
+    skipped, and with none at all ``current``'s state carries over.
+
+    Examples
+    --------
+    >>> current = GlobalModel(1, {"w": np.zeros(1)}, n_features=1, extra={"state": {"t_": 5.0}})
+    >>> new = successor(current, {"w": np.ones(1)}, None, [{"t_": 10.0}, {}, {"t_": 20.0}])
+    >>> new.version, new.rounds, new.extra
+    (2, 1, {'state': {'t_': 15.0}})
+    """
+    states = [state for state in states if state]
     state = {key: float(np.mean([s[key] for s in states])) for key in states[0]} if states else current.extra.get("state", {})
     extra: dict[str, Any] = {"state": state}
     if server:
         extra[SERVER_STATE] = server
-    new = replace(current, version=current.version + 1, params=params, rounds=current.rounds + 1, extra=extra, late=())
-    return new, excluded
+    return replace(current, version=current.version + 1, params=params, rounds=current.rounds + 1, extra=extra, late=())
 
 
 def _combine(
@@ -131,6 +153,16 @@ def _combine(
     combining = rule if optimizer is None else optimizer.base
     params = adapter.aggregate(combining, [u.params for u in finite], [u.samples for u in finite], current.params)
     params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
-    if optimizer is None:
+    return server_step(current, rule, params, trigger)
+
+
+def server_step(
+    current: GlobalModel, rule: Any, params: dict[str, np.ndarray], trigger: str | None
+) -> tuple[dict[str, np.ndarray], Any]:
+    """A server optimizer's step from ``current`` to the combined ``params``, and its new state.
+
+    For a plain ``rule``: ``params`` as they are, and no state (``None``).
+    """
+    if not isinstance(rule, ServerOptimizer):
         return params, None
-    return optimizer.step(current.params, params, optimizer.state_for(trigger, current.extra.get(SERVER_STATE)))
+    return rule.step(current.params, params, rule.state_for(trigger, current.extra.get(SERVER_STATE)))
