@@ -22,11 +22,13 @@ array([4., 6.])
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from .checks import check_number
 from .wording import count
 
 Params = dict[str, np.ndarray]
@@ -190,8 +192,7 @@ class Krum(Aggregator):
     """
 
     def __init__(self, n_byzantine: int = 1):
-        if not isinstance(n_byzantine, int) or n_byzantine < 0:
-            raise ValueError(f"n_byzantine={n_byzantine!r} must be an int >= 0")
+        check_number(n_byzantine, "n_byzantine", numbers.Integral, min_val=0)
         self.n_byzantine = n_byzantine
 
     def __call__(self, updates, weights):

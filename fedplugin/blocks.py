@@ -27,6 +27,7 @@ import numpy as np
 from distributed import Client, Future
 from sklearn.utils.multiclass import check_classification_targets
 
+from .checks import check_number
 from .dask_parts import LazyPart, array_parts, collection_parts, frame_parts
 from .input_kinds import input_kind, mixed_input_message
 from .outputs import check_columns, check_labels, find_classes, find_classes_dask, frame_targets, is_per_output, shape_targets
@@ -157,8 +158,7 @@ def prepare(
     block is trained, and the coordinator rolls the global model back if one
     fails. ``multi_output`` estimators learn a 2-d ``y`` of ``n_outputs`` columns.
     """
-    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
-        raise ValueError(f"block_size={block_size!r} must be an int >= 1")
+    check_number(block_size, "block_size", numbers.Integral, min_val=1)
     x_kind, y_kind = input_kind(X, "X"), input_kind(y, "y")
     if x_kind != y_kind:
         raise TypeError(mixed_input_message(X, y, x_kind, y_kind))

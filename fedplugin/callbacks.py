@@ -34,6 +34,8 @@ import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .checks import check_number
+
 #: The scores :class:`EarlyStopping` can watch, in ``Round.metrics``.
 MONITORS = ("validation_score", "online_score")
 
@@ -62,10 +64,8 @@ class EarlyStopping:
     """
 
     def __init__(self, n_iter_no_change: int = 5, tol: float = 1e-3, *, monitor: str = "validation_score") -> None:
-        if isinstance(n_iter_no_change, bool) or not isinstance(n_iter_no_change, numbers.Integral) or n_iter_no_change < 1:
-            raise ValueError(f"n_iter_no_change={n_iter_no_change!r} must be an int >= 1")
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol < 0:
-            raise ValueError(f"tol={tol!r} must be a finite number >= 0")
+        check_number(n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        check_number(tol, "tol", min_val=0)
         if monitor not in MONITORS:
             raise ValueError(f"monitor={monitor!r} is not supported; expected one of {list(MONITORS)}")
         self.n_iter_no_change, self.tol, self.monitor = int(n_iter_no_change), float(tol), monitor

@@ -26,6 +26,8 @@ import math
 import numbers
 from typing import Any
 
+from .checks import check_number
+
 DIRECTIONS = ("down", "up", "both")
 
 
@@ -97,7 +99,7 @@ class PageHinkley(ChangeDetector):
             raise ValueError(f"threshold={threshold!r} must be a finite number > 0 (in the score's units)")
         if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 <= delta < math.inf:
             raise ValueError(f"delta={delta!r} must be a finite number >= 0 (in the score's units)")
-        _check_count(min_values, "min_values")
+        check_number(min_values, "min_values", numbers.Integral, min_val=1)
         _check_direction(direction)
         self.threshold, self.delta, self.min_values, self.direction = float(threshold), float(delta), min_values, direction
         self._reset()
@@ -182,8 +184,8 @@ class ADWIN(ChangeDetector):
     def __init__(self, delta: float = 0.002, max_buckets: int = 5, min_window: int = 5, direction: str = "down"):
         if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < 1:
             raise ValueError(f"delta={delta!r} must be a number in (0, 1) (a false alarm rate)")
-        _check_count(max_buckets, "max_buckets", least=2)
-        _check_count(min_window, "min_window")
+        check_number(max_buckets, "max_buckets", numbers.Integral, min_val=2)
+        check_number(min_window, "min_window", numbers.Integral, min_val=1)
         _check_direction(direction)
         self.delta, self.max_buckets, self.min_window, self.direction = float(delta), max_buckets, min_window, direction
         # Buckets, oldest first, each [count, total, sum of squared deviations, level]:
@@ -206,7 +208,7 @@ class ADWIN(ChangeDetector):
         value = _check_finite(value)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"ADWIN got {value!r}; expected values in [0, 1] such as an accuracy (use PageHinkley for other scores)")
-        _check_count(count, "count")
+        check_number(count, "count", numbers.Integral, min_val=1)
         self._buckets.append([count, count * value, count * value * (1.0 - value), 0])
         self._compress()
         return self._cut()
@@ -276,11 +278,6 @@ def _check_finite(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"value={value!r} is not a finite number; expected a score")
     return float(value)
-
-
-def _check_count(value: Any, name: str, least: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{name}={value!r} must be an int >= {least}")
 
 
 def _check_direction(direction: Any) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
+from numbers import Integral
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
 from .blocks import TrainingData, prepare
 from .checkpoint_format import check_storable
+from .checks import check_number
 from .checkpointing import CheckpointMixin
 from .compression import Codec, as_codec
 from .dashboard import RoundFeed, page_link
@@ -185,21 +187,13 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         compression: str | Codec | None = None,
         stragglers: Quorum | None = None,
     ) -> None:
-        if not isinstance(client, Client):
-            raise TypeError(f"client={client!r} is not a distributed.Client")
-        _check_int(block_size, "block_size")
-        _check_int(max_task_blocks, "max_task_blocks")
+        stragglers = _check_arguments(client, block_size, max_task_blocks, overlap, stragglers)
         self.client = client
         self.policy = as_policy(sync, scoring)
         self.aggregator = as_aggregator(WeightedMean() if aggregator is None else aggregator)
         self.block_size = block_size
         self.max_task_blocks = max_task_blocks
-        if overlap not in ("auto", True, False):
-            raise ValueError(f"overlap={overlap!r} is not supported; expected 'auto', True or False")
-        self.overlap = overlap
-        self.stragglers = as_stragglers(stragglers)
-        if self.stragglers is not None and overlap is False:
-            raise ValueError(f"stragglers={stragglers!r} needs overlap=True or 'auto': late workers train on while a round closes")
+        self.overlap, self.stragglers = overlap, stragglers
         self.preempt = bool(preempt)
         self.progress = progress
         self.worker_timeout = worker_timeout
@@ -277,7 +271,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             (``fedplugin.TrainingDiverged``, see :doc:`/guide/concepts`).
             The global model and history are then as they were before the call.
         """
-        _check_int(epochs, "epochs")
+        check_number(epochs, "epochs", Integral, min_val=1)
         if y is None:
             if self._kind in ("classifier", "regressor"):
                 raise ValueError(f"y=None: a {type(self.estimator).__name__} learns targets; expected fit(X, y)")
@@ -329,7 +323,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         budget = self.policy.blocks_per_round(n_workers)
         if max_blocks_in_flight is None:
             max_blocks_in_flight = max(3 * (budget or 0), 8 * n_workers)
-        _check_int(max_blocks_in_flight, "max_blocks_in_flight")
+        check_number(max_blocks_in_flight, "max_blocks_in_flight", Integral, min_val=1)
         classes = self._classes_for_validation()
         if self._kind == "classifier" and classes is None:
             raise ValueError(
@@ -392,8 +386,13 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
 
 
 # ------------------------------------------------------------------- helpers
-def _check_int(value: Any, name: str) -> None:
-    """An int >= 1, or a ValueError naming it (bools are not ints here)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an int >= 1")
+def _check_arguments(client: Any, block_size: Any, max_task_blocks: Any, overlap: Any, stragglers: Any) -> Quorum | None:
+    """Check the arguments that need no cluster, before any state is set; return ``stragglers`` checked."""
+    if not isinstance(client, Client):
+        raise TypeError(f"client={client!r} is not a distributed.Client")
+    check_number(block_size, "block_size", Integral, min_val=1)
+    check_number(max_task_blocks, "max_task_blocks", Integral, min_val=1)
+    if overlap not in ("auto", True, False):
+        raise ValueError(f"overlap={overlap!r} is not supported; expected 'auto', True or False")
+    return as_stragglers(stragglers, overlap)
 

@@ -13,6 +13,7 @@ import inspect
 from typing import Any
 
 import numpy as np
+from dask import is_dask_collection
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, is_classifier
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import accuracy_score, r2_score
@@ -23,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .adapters import adapter_for, fresh_copy
 from .coordinator import Coordinator
 from .session import client_or_default, federated_session
-from .predicting import apply_dask, is_dask, score_dask
+from .predicting import apply_dask, score_dask
 from .store import GlobalModel
 from .wording import count
 
@@ -132,7 +133,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         template = fresh_copy(self._template())
         adapter_for(template)  # refuse unsupported estimators before touching the cluster
         fitted = hasattr(self, "estimator_")
-        if not is_dask(X):
+        if not is_dask_collection(X):
             X, y = validate_data(
                 self, X, y, reset=not fitted, dtype=[np.float64, np.float32], y_numeric=not is_classifier(template)
             )
@@ -173,13 +174,13 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     # ---------------------------------------------------------------- predicting
     def _check_input(self, X: Any) -> Any:
         check_is_fitted(self)
-        if is_dask(X):
+        if is_dask_collection(X):
             return X
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
     def _delegate(self, method: str, X: Any) -> Any:
         X = self._check_input(X)
-        if is_dask(X):
+        if is_dask_collection(X):
             return apply_dask(self.estimator_, method, X)
         return getattr(self.estimator_, method)(X)
 
@@ -204,7 +205,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy (classifiers) or R² (regressors) of the global model."""
-        if is_dask(X):
+        if is_dask_collection(X):
             check_is_fitted(self)
             return score_dask(self.estimator_, X, y)
         predictions = self.predict(X)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from dask import is_dask_collection
 from sklearn.base import BaseEstimator
 
 from . import store, tasks
@@ -21,7 +22,7 @@ from .data_init import Draw, initial_model
 from .open_rounds import OpenRound
 from .outputs import n_outputs_of
 from .exchange import close_round
-from .predicting import apply_dask, is_dask, score_dask
+from .predicting import apply_dask, score_dask
 from .rows import as_float, as_rows, is_items, n_columns, takes_items
 from .store import GlobalModel
 
@@ -106,7 +107,7 @@ class GlobalModelMixin:
         """The global model's ``score``: accuracy (classifiers), R² (regressors), or the
         estimator's own score (e.g. negative inertia for k-means)."""
         model = self._cached_global()
-        if is_dask(X):
+        if is_dask_collection(X):
             return score_dask(model, X, y)
         return float(model.score(as_float(as_rows(X)), np.asarray(y)))
 
@@ -127,7 +128,7 @@ class GlobalModelMixin:
         self._check_fitted()
         if not hasattr(self.estimator, method):
             raise AttributeError(f"{type(self.estimator).__name__} has no {method}")
-        if is_dask(X):
+        if is_dask_collection(X):
             if model == "local":
                 raise ValueError("model='local' labels numpy batches on one worker; pass a numpy array")
             return apply_dask(self._cached_global(), method, X)

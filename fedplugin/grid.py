@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator
@@ -105,14 +105,9 @@ def build_candidates(estimator: BaseEstimator, candidate_params: Sequence[Mappin
     return candidates
 
 
-def _check_positive_int(value: Any, label: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{label}={value!r} must be an int >= 1")
-
-
 def _in_memory(data: Any) -> Any:
     """``data`` as a numpy array (dask collections are computed, pandas converted)."""
-    if hasattr(data, "__dask_graph__"):
+    if dask.is_dask_collection(data):
         data = data.compute()
     if hasattr(data, "to_numpy"):
         data = data.to_numpy()

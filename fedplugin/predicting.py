@@ -8,10 +8,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
 
-def is_dask(X: Any) -> bool:
-    return hasattr(X, "__dask_graph__")
-
-
 def as_dask_array(data: Any) -> Any:
     """A dask dataframe or series as a dask array with known chunk sizes."""
     import dask.dataframe as dd

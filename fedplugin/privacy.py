@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from .aggregation import Aggregator, Params
+from .checks import check_number
 from .store import SERVER_STATE
 
 #: ``extra["server"]["rule"]`` of the state :class:`DPFedAvg` keeps.
@@ -177,7 +178,7 @@ class DPFedAvg(Aggregator):
     >>> DPFedAvg(0.0)
     Traceback (most recent call last):
     ...
-    ValueError: noise_multiplier=0.0 must be a finite number > 0
+    ValueError: noise_multiplier == 0.0, must be > 0.
     >>> DPFedAvg(1.0, adaptive_clipping=True, count_stddev=0.4)
     Traceback (most recent call last):
     ...
@@ -307,9 +308,7 @@ def _unflatten(flat: np.ndarray, like: Params, names: list[str]) -> Params:
 
 
 def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
-    return float(value)
+    return float(check_number(value, name, min_val=0, include_boundaries="neither"))
 
 
 def _within(value: Any, name: str, *, upper_closed: bool = False) -> float:

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_number
+
 
 class WorkerSample:
     """Train a fraction, or a number, of the workers in each round.
@@ -53,8 +55,7 @@ class WorkerSample:
         fraction = isinstance(workers, numbers.Real) and not isinstance(workers, numbers.Integral) and 0 < workers <= 1
         if not (fraction or count):
             raise ValueError(f"workers={workers!r} is neither a fraction in (0, 1] nor a number of workers >= 1")
-        if not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed={seed!r} must be an int >= 0")
+        check_number(seed, "seed", numbers.Integral, min_val=0)
         self.workers = int(workers) if count else float(workers)
         self.seed = int(seed)
 

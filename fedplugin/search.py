@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import numbers
 import time
 import warnings
 from collections.abc import Mapping
@@ -67,6 +68,7 @@ from sklearn.exceptions import FitFailedWarning, NotFittedError
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
 from .history import Round
+from .checks import check_number
 from .candidate_adapter import CandidateSetAdapter, PerCandidate
 from .candidates import (
     PA_LEARNING_RATES,
@@ -79,7 +81,6 @@ from .candidates import (
 )
 from .grid import (
     SearchResult,
-    _check_positive_int,
     _in_memory,
     build_candidates,
     cv_results,
@@ -229,8 +230,8 @@ class FederatedSearch(BaseEstimator):
         """Check the settings, expand the grid; return the client to train with."""
         client = client_or_default(self.client, "FederatedSearch")
         adapter_for(self.estimator)
-        _check_positive_int(self.block_size, "block_size")
-        _check_positive_int(self.epochs, "epochs")
+        check_number(self.block_size, "block_size", numbers.Integral, min_val=1)
+        check_number(self.epochs, "epochs", numbers.Integral, min_val=1)
         _check_error_score(self.error_score)
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise TypeError(f"name={self.name!r} must be a non-empty string or None")

@@ -41,7 +41,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -49,6 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .aggregation import Aggregator, Params, WeightedMean, as_aggregator
+from .checks import check_number
 
 Slots = dict[str, np.ndarray]
 
@@ -374,11 +374,8 @@ def check_rule_fits(rule: Any, adapter: Any, estimator: Any, *, given: bool = Tr
         return
     if not isinstance(rule, ServerOptimizer):
         if given and adapter.exact_aggregation:
-            warnings.warn(
-                f"aggregator={rule!r} is ignored: {name} is combined exactly from its sufficient statistics",
-                UserWarning,
-                stacklevel=3,
-            )
+            message = f"aggregator={rule!r} is ignored: {name} is combined exactly from its sufficient statistics"
+            warnings.warn(message, UserWarning, stacklevel=3)
         return
     if adapter.exact_aggregation:
         raise ValueError(
@@ -393,9 +390,7 @@ def check_rule_fits(rule: Any, adapter: Any, estimator: Any, *, given: bool = Tr
 
 
 def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
-    return float(value)
+    return float(check_number(value, name, min_val=0, include_boundaries="neither"))
 
 
 def _fraction(value: Any, name: str) -> float:

@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_number
+
 #: FedBuff's ``1 / sqrt(1 + tau)``: the default discount of a late update ``tau`` rounds old.
 STALENESS_EXPONENT = 0.5
 
@@ -89,8 +91,7 @@ class Quorum:
         _check_min_workers(min_workers)
         if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, Real) or not deadline > 0):
             raise ValueError(f"deadline={deadline!r} must be a number of seconds > 0")
-        if isinstance(staleness_exponent, bool) or not isinstance(staleness_exponent, Real) or not staleness_exponent >= 0:
-            raise ValueError(f"staleness_exponent={staleness_exponent!r} must be a number >= 0")
+        check_number(staleness_exponent, "staleness_exponent", min_val=0)
         self.min_workers = min_workers
         self.deadline = None if deadline is None else float(deadline)
         self.staleness_exponent = float(staleness_exponent)
@@ -136,8 +137,7 @@ class FedBuff(Quorum):
     """
 
     def __init__(self, buffer_size: int, staleness_exponent: float = STALENESS_EXPONENT) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, Integral) or buffer_size < 1:
-            raise ValueError(f"buffer_size={buffer_size!r} must be an int >= 1")
+        check_number(buffer_size, "buffer_size", Integral, min_val=1)
         super().__init__(min_workers=int(buffer_size), staleness_exponent=staleness_exponent)
 
     def __repr__(self) -> str:
@@ -152,10 +152,12 @@ def _check_min_workers(value: Any) -> None:
         raise ValueError(f"min_workers={value!r} must be an int >= 1 or a fraction in (0, 1]")
 
 
-def as_stragglers(value: Quorum | None) -> Quorum | None:
-    """Check a coordinator's ``stragglers=`` argument."""
+def as_stragglers(value: Quorum | None, overlap: bool | str = "auto") -> Quorum | None:
+    """Check a coordinator's ``stragglers=`` argument, and that its ``overlap=`` allows it."""
     if value is not None and not isinstance(value, Quorum):
         raise TypeError(f"stragglers={value!r} is not supported; expected None, Quorum(...) or FedBuff(...)")
+    if value is not None and overlap is False:
+        raise ValueError(f"stragglers={value!r} needs overlap=True or 'auto': late workers train on while a round closes")
     return value
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .change_detectors import ChangeDetector, PageHinkley
+from .checks import check_number
 
 
 @dataclass(frozen=True)
@@ -253,8 +254,8 @@ class DriftThreshold(SyncPolicy):
                 "expected exactly one of them, or none for the self-calibrating DriftThreshold()"
             )
         for label, value in (("threshold", threshold), ("relative", relative)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-                raise ValueError(f"{label}={value!r} must be a number > 0")
+            if value is not None:
+                check_number(value, label, min_val=0, include_boundaries="neither")
         if not any(given):
             target_blocks = 32
         if target_blocks is not None and (

@@ -95,7 +95,7 @@ def test_callbacks_and_early_stopping_are_checked(client, unique_name):
         coordinator(client, unique_name, callbacks=print)
     with pytest.raises(TypeError, match="callbacks holds 3, which is not callable"):
         coordinator(client, unique_name, callbacks=[3])
-    with pytest.raises(ValueError, match="n_iter_no_change=0 must be an int >= 1"):
+    with pytest.raises(ValueError, match="n_iter_no_change == 0, must be >= 1."):
         coordinator(client, unique_name, early_stopping=True, scoring="accuracy", n_iter_no_change=0)
 
 

@@ -113,8 +113,8 @@ def test_adaptive_clipping_moves_the_clip_norm_to_the_target_quantile(start):
 
 def test_bad_settings_and_families_that_cannot_be_noised_are_refused(monkeypatch):
     for options, message in [
-        (dict(noise_multiplier=-1.0), r"noise_multiplier=-1.0 must be a finite number > 0"),
-        (dict(noise_multiplier=1.0, clip_norm=0), r"clip_norm=0 must be a finite number > 0"),
+        (dict(noise_multiplier=-1.0), r"noise_multiplier == -1.0, must be > 0\."),
+        (dict(noise_multiplier=1.0, clip_norm=0), r"clip_norm == 0, must be > 0\."),
         (dict(noise_multiplier=1.0, sampling_rate=1.5), r"sampling_rate=1.5 is outside \(0, 1\]"),
         (dict(noise_multiplier=1.0, delta=1.0), r"delta=1.0 is outside \(0, 1\)"),
         (dict(noise_multiplier=1.0, target_quantile=0.0), r"target_quantile=0.0 is outside \(0, 1\)"),

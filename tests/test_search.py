@@ -359,7 +359,7 @@ def test_clear_errors(client, split):
         ((BASE, {"eta0": [1.0]}), {"scoring": "not_a_metric"}, ValueError, "'not_a_metric' is not a valid scoring value"),
         ((BASE, {"eta0": [1.0]}), {"scoring": ["accuracy", "f1"]}, TypeError, "several metrics at once are not supported"),
         ((BASE, {"eta0": [1.0]}), {"scoring": "neg_log_loss"}, ValueError, "scoring='neg_log_loss' needs predict_proba"),
-        ((BASE, {"eta0": [1.0]}), {"epochs": 0}, ValueError, "epochs=0 must be an int >= 1"),
+        ((BASE, {"eta0": [1.0]}), {"epochs": 0}, ValueError, "epochs == 0, must be >= 1."),
         ((BASE, {"eta0": [1.0]}), {"error_score": "ignore"}, ValueError, "error_score='ignore' is not usable"),
         ((BASE, {"eta0": [1.0]}), {"client": "tcp://localhost:8786"}, TypeError, "is not a distributed.Client"),
     ]

@@ -49,7 +49,7 @@ def sleep_on(X, address, seconds):
         ({"min_workers": 0}, "min_workers=0 must be an int >= 1 or a fraction"),
         ({"min_workers": 1.5}, "min_workers=1.5 must be"),
         ({"deadline": -1}, "deadline=-1 must be a number of seconds > 0"),
-        ({"min_workers": 1, "staleness_exponent": -0.5}, "staleness_exponent=-0.5 must be a number >= 0"),
+        ({"min_workers": 1, "staleness_exponent": -0.5}, "staleness_exponent == -0.5, must be >= 0."),
     ],
 )
 def test_quorum_refuses_bad_settings_naming_them(value, message):
@@ -66,8 +66,10 @@ def test_quorum_counts_workers_and_waits_for_its_deadline():
     assert not with_deadline.ready(done=1, workers=4, waited=9.0)
     assert with_deadline.ready(done=4, workers=4, waited=0.0)  # all done: no need to wait
     assert FedBuff(buffer_size=2).ready(done=2, workers=4, waited=0.0)
-    with pytest.raises(ValueError, match="buffer_size=0 must be an int >= 1"):
+    with pytest.raises(ValueError, match="buffer_size == 0, must be >= 1."):
         FedBuff(buffer_size=0)
+    with pytest.raises(TypeError, match="buffer_size must be an instance of int, not bool."):
+        FedBuff(buffer_size=True)
 
 
 def test_coordinator_refuses_stragglers_without_overlap(shared_client, unique_name):

@@ -125,8 +125,10 @@ def test_mixed_numpy_and_dask(trained):
 
 def test_bad_epochs(trained):
     coord, X, y = trained
-    for epochs in (0, 1.5, "2"):
-        with pytest.raises(ValueError, match="epochs="):
+    with pytest.raises(ValueError, match="epochs == 0, must be >= 1."):
+        coord.fit(X[:100], y[:100], epochs=0)
+    for epochs, kind in ((1.5, "float"), ("2", "str"), (True, "bool")):
+        with pytest.raises(TypeError, match=f"epochs must be an instance of int, not {kind}."):
             coord.fit(X[:100], y[:100], epochs=epochs)
 
 
@@ -144,7 +146,7 @@ def test_wrong_constructor_arguments(shared_client, unique_name):
         Coordinator("tcp://127.0.0.1:8786", plugin)
     with pytest.raises(TypeError, match="not a synchronization policy"):
         Coordinator(client, plugin, sync="often")
-    with pytest.raises(ValueError, match="block_size=0"):
+    with pytest.raises(ValueError, match="block_size == 0, must be >= 1."):
         Coordinator(client, plugin, block_size=0)
     with pytest.raises(TypeError, match="aggregator="):
         Coordinator(client, plugin, aggregator="mean")
