@@ -13,7 +13,10 @@ round wall time (fit time / rounds), bytes through the client per round
 (``Round.client_bytes``), parameter bytes moved worker to worker, the time the
 worker that combines a round spends (``Round.combine_seconds``), and each
 worker's idle time per round (fit time minus its time in training tasks, from
-Dask's task stream). A table goes to stdout, everything to
+Dask's task stream). ``--pulls tree flat`` measures each configuration twice:
+with the reduction tree for the pull (the default: with more than 8 workers,
+``fedplugin.exchange.FAN_IN``) and with a flat pull (the fan-in set above the
+number of workers on every worker). A table goes to stdout, everything to
 ``benchmarks/results/scale.json``, with a least-squares projection of the
 round time to 64 and 512 workers.
 """
@@ -41,6 +44,7 @@ from fedplugin.wording import plural
 HERE = Path(__file__).resolve().parent
 BLOCK_ROWS = 64
 MODELS = {"small": (100, 2), "large": (10_000, 100)}
+OVERLAPS = {"True": True, "auto": "auto", "False": False}
 GOALS = {"client_bytes_per_round": 64_000, "large_8_round_ms": 300, "small_2_idle_ms": 5}
 
 
@@ -51,6 +55,14 @@ def data(client: Client, n_blocks: int, n_features: int, n_classes: int) -> tupl
     X, y = client.persist([X, y])
     wait([X, y])
     return X, y
+
+
+def set_fan_in(fan_in: int, **_: Any) -> int:
+    """On a worker: the fan-in its rounds' reduction trees use (above the number of workers: a flat pull)."""
+    from fedplugin import exchange
+
+    exchange.FAN_IN = fan_in
+    return fan_in
 
 
 def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, overlap: Any) -> dict[str, Any]:
@@ -89,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 8, 16])
     parser.add_argument("--rounds", type=int, default=20, help="rounds per fit (small model)")
     parser.add_argument("--large-rounds", type=int, default=6, help="rounds per fit (large model)")
+    parser.add_argument("--overlap", nargs="+", choices=["True", "auto", "False"], default=["True", "auto", "False"])
+    parser.add_argument("--pulls", nargs="+", choices=["tree", "flat"], default=["tree"],
+                        help="flat: no reduction tree (for a comparison in the same run)")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "scale.json")
     args = parser.parse_args(argv)
     rows = []
@@ -99,9 +114,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 rounds = args.rounds if model == "small" else args.large_rounds
                 X, y = data(client, n * rounds, n_features, n_classes)
                 measure(client, X[: n * BLOCK_ROWS], y[: n * BLOCK_ROWS], n, n_classes, True)  # warm-up
-                for overlap in (True, "auto", False):
-                    row = {"workers": n, "model": model, "overlap": overlap,
-                           **measure(client, X, y, n, n_classes, overlap)}
+                for overlap, pull in [(o, p) for o in args.overlap for p in args.pulls]:
+                    client.run(set_fan_in, FAN_IN if pull == "tree" else n + 1)
+                    row = {"workers": n, "model": model, "overlap": OVERLAPS[overlap], "pull": pull,
+                           **measure(client, X, y, n, n_classes, OVERLAPS[overlap])}
                     assert row["samples"] == n * rounds * BLOCK_ROWS, "every sample exactly once"
                     rows.append(row)
                     print(_line(row), flush=True)
@@ -136,7 +152,7 @@ def _projection(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """
     out = {}
     for model in MODELS:
-        synchronous = [r for r in rows if r["model"] == model and r["overlap"] is False]
+        synchronous = [r for r in rows if r["model"] == model and r["overlap"] is False and r.get("pull", "tree") == "tree"]
         if not synchronous:
             continue
         r = max(synchronous, key=lambda row: row["workers"])
@@ -175,6 +191,8 @@ def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     goals.append({"what": "bytes through the client per round, every size", "target": "<= 64 KB",
                   "value": worst, "met": worst <= GOALS["client_bytes_per_round"]})
     for r in rows:
+        if r["pull"] != "tree":
+            continue  # the goals are the default's
         if r["overlap"] is True and r["model"] == "large" and r["workers"] == 8:
             goals.append({"what": "round wall time, 8 workers x 8 MB (ms)", "target": "<= 300",
                           "value": r["round_ms"], "met": r["round_ms"] <= GOALS["large_8_round_ms"]})
@@ -185,18 +203,19 @@ def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _line(r: dict[str, Any]) -> str:
-    return (f"  {r['workers']:>2} {plural(r['workers'], 'worker'):<7} {r['model']:<5} overlap={r['overlap']!s:<5} round {r['round_ms']:8.1f} ms  "
+    return (f"  {r['workers']:>2} {plural(r['workers'], 'worker'):<7} {r['model']:<5} overlap={r['overlap']!s:<5} "
+            f"pull={r['pull']:<4} round {r['round_ms']:8.1f} ms  "
             f"client {r['client_bytes_per_round']:>8,.0f} B  combine {r['combine_ms']:6.1f} ms "
             f"(pull {r['pull_ms']:.1f}, compute {r['compute_ms']:.1f}, push {r['push_ms']:.1f})  "
             f"idle {r['idle_ms_per_round_mean']:6.1f} ms (max {r['idle_ms_per_round_max']:.1f})")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| workers | model | overlap | round ms | client bytes/round | worker-to-worker bytes/round "
+    lines = ["| workers | model | overlap | pull | round ms | client bytes/round | worker-to-worker bytes/round "
              "| combine ms (pull / compute / push) | idle ms/round (max) |",
-             "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['workers']} | {r['model']} | {r['overlap']} | {r['round_ms']:.1f} | {r['client_bytes_per_round']:,.0f} | "
+        lines.append(f"| {r['workers']} | {r['model']} | {r['overlap']} | {r['pull']} | {r['round_ms']:.1f} | {r['client_bytes_per_round']:,.0f} | "
                      f"{r['worker_bytes_per_round']:,.0f} | {r['combine_ms']:.1f} ({r['pull_ms']:.1f} / {r['compute_ms']:.1f} / "
                      f"{r['push_ms']:.1f}) | {r['idle_ms_per_round_mean']:.1f} ({r['idle_ms_per_round_max']:.1f}) |")
     return "\n".join(lines)

@@ -25,6 +25,9 @@ workers' profiler history (an hour), their log records (10,000 each), the
 scheduler's transition log. They grow until full, so a run shorter than it
 takes to fill them sees them grow. ``--small-dask-logs`` shrinks them (and
 turns the profiler off) to measure what fedplugin itself keeps.
+``--fill-dask-caches`` fills Dask's ``key_split`` cache (100,000 keys, no
+setting) in every process before the stream, so that a short run sees the
+state of a long one, whose cache is full.
 """
 
 from __future__ import annotations
@@ -151,6 +154,21 @@ SMALL_DASK_LOGS = {
 }
 
 
+def fill_key_split_cache(**_: Any) -> int:
+    """Fill this process's ``dask.utils.key_split`` LRU cache (100,000 keys) with keys no task uses.
+
+    Every task and scattered block has a new key, and ``key_split`` caches each:
+    the cache grows for ~25,000 rounds on the scheduler and ~50,000 on a worker
+    before it is full and stays so. Full from the start, a short run measures
+    what else grows, as after that many rounds.
+    """
+    from dask.utils import key_split
+
+    for i in range(key_split.cache_info().maxsize or 0):
+        key_split(f"soak-filler-{i:032x}")
+    return key_split.cache_info().currsize
+
+
 def cluster_for(args: argparse.Namespace) -> Any:
     if args.local_cluster:
         return LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
@@ -174,6 +192,11 @@ def train(args: argparse.Namespace) -> tuple[Sampler, dict[str, Any]]:
     with cluster_for(args) as cluster, Client(cluster) as client:
         options = dict(sync=EveryNBatches(2), block_size=args.batch, progress=False,
                        history_limit=args.history_limit, callbacks=[count])
+        if args.fill_dask_caches:
+            client.wait_for_workers(args.workers)
+            fill_key_split_cache()
+            client.run_on_scheduler(fill_key_split_cache)
+            client.run(fill_key_split_cache)
         with federated_session(client, SGDClassifier(random_state=0), classes=[0, 1], **options) as coord:
             sampler = Sampler(client, coord, args.sample_seconds, int(args.warmup * args.rounds), not args.local_cluster)
             sampler.start()
@@ -213,6 +236,7 @@ def summarize(sampler: Sampler, accounting: dict[str, Any], args: argparse.Names
     return {
         **accounting, "samples_exact": True, "rounds_per_second": accounting["rounds"] / accounting["seconds"],
         "history_limit": args.history_limit, "warmup_rounds": warm, "small_dask_logs": args.small_dask_logs,
+        "filled_dask_caches": args.fill_dask_caches,
         "scheduler_in_client": args.local_cluster, "processes": processes, "records": sampler.records,
         "records_grown": grew, "samples_taken": len(sampler.samples), "trace": sampler.samples,
     }
@@ -223,7 +247,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['rounds']} rounds, {result['total_samples']:,} samples (exact), {result['seconds']:.0f} s "
         f"({result['rounds_per_second']:.0f} rounds/s); Dask's logs "
-        f"{'small' if result['small_dask_logs'] else 'as configured'}; growth after round {result['warmup_rounds']}:",
+        f"{'small' if result['small_dask_logs'] else 'as configured'}"
+        f"{'; key_split caches filled first' if result.get('filled_dask_caches') else ''}; growth after round {result['warmup_rounds']}:",
         f"{'process':<28}{'start MB':>10}{'end MB':>10}{'KB/round':>10}  goal < {GOAL_KB_PER_ROUND}",
     ]
     for name, row in result["processes"].items():
@@ -244,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-seconds", type=float, default=5.0)
     parser.add_argument("--history-limit", type=int, default=1000)
     parser.add_argument("--small-dask-logs", action="store_true", help="shrink Dask's own logs (see above)")
+    parser.add_argument("--fill-dask-caches", action="store_true",
+                        help="fill Dask's key_split cache in every process first, as after ~50,000 rounds")
     parser.add_argument("--local-cluster", action="store_true", help="LocalCluster: the scheduler in the client's process")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "soak.json")
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ submits a task per worker per round: about 0.2 KB per task on the scheduler,
 never freed, measured by ``benchmarks/soak.py``.
 
 :class:`SpanMetadataTrim` is a scheduler plugin that, every
-:data:`TRIM_EVERY` graphs submitted, drops repeated entries from each span's
+``TRIM_EVERY`` (256) graphs submitted, drops repeated entries from each span's
 list of collections. The list only says which kinds of collections were
 computed in the span; its repeats carry nothing, and no part of Dask counts
 them.
@@ -36,7 +36,7 @@ TRIM_EVERY = 256
 
 
 class SpanMetadataTrim(SchedulerPlugin):
-    """Scheduler plugin: every :data:`TRIM_EVERY` submitted graphs, drop repeats from the spans' metadata."""
+    """Scheduler plugin: every ``TRIM_EVERY`` (256) submitted graphs, drop repeats from the spans' metadata."""
 
     name = TRIM_NAME
     idempotent = True
