@@ -6,12 +6,12 @@ event loop (no thread slot needed, so it never waits behind a training task):
 
 1. pulls every participant's update through its ``fedplugin_handover``
    handler (Dask's worker-to-worker comms; nothing crosses the client);
-   with more than :data:`FAN_IN` participants and a rule whose sum splits (a
-   mean, see :func:`~fedplugin.reduction.splittable`), as a reduction tree:
-   the first worker of each group pulls its group's updates through
-   ``fedplugin_reduce`` and sends up their partial sums;
+   with more than :data:`FAN_IN` + 1 participants and a rule whose sum splits
+   (a mean, see :func:`~fedplugin.reduction.splittable`), as a reduction
+   tree: the first worker of each group pulls its group's updates through
+   ``fedplugin_reduce`` and sends up their partial mean and weight;
 2. combines them with :func:`~fedplugin.rounds.next_global` (the partial
-   sums with :func:`~fedplugin.reduction.next_global_from`);
+   means with :func:`~fedplugin.reduction.next_global_from`);
 3. stores the new global model on the scheduler (for restarting workers, and
    so that a retry after this worker died pushes the same model again);
 4. pushes it to every worker through ``fedplugin_forward``, as a fan-out tree
@@ -34,7 +34,7 @@ from . import store
 from .compression import Codec
 from .privacy import privacy_spent
 from .reduction import (
-    Params, Partial, Weighting, decoded, group_size, merged, next_global_from, partial_of, splittable,
+    Params, Partial, Weighting, decoded, groups_of, merged, next_global_from, partial_of, splittable,
 )
 from .rounds import next_global
 from .store import GlobalModel
@@ -42,7 +42,7 @@ from .stragglers import STALENESS_EXPONENT, discount_stale
 
 #: Workers one worker sends a new global model to directly; the rest get it from them.
 FAN_OUT = 8
-#: Updates (or partial sums) one worker pulls and adds up when a round's mean is summed as a tree.
+#: Updates (or partial means) one worker pulls and averages when a round's mean is taken as a tree.
 FAN_IN = 8
 
 
@@ -122,7 +122,7 @@ async def close_round(
         # An earlier attempt stored this round's model, then its worker was lost
         # while pushing it: push the stored model again, never a second one.
         return await _push_again(name, reference, participants, dask_worker, start)
-    weighting = splittable(rule, plugin.adapter) if len(participants) > fan_in else None
+    weighting = splittable(rule, plugin.adapter) if len(groups_of(participants, fan_in)) > 1 else None
     if weighting is None:
         pulling = _pull_all(dask_worker, participants, name, base, current, codec)
     else:
@@ -197,7 +197,7 @@ def _combine(
 
 
 def _combine_sums(reference: GlobalModel, sums: Partial, rule: Any, trigger: str | None) -> tuple[GlobalModel, Partial]:
-    """The new model of the round's partial sums, and those sums."""
+    """The new model of the round's partial means, and the partial they make up."""
     new, sums.excluded = next_global_from(reference, sums, rule, trigger)
     return new, sums
 
@@ -240,39 +240,49 @@ class Job:
     fan_in: int
 
 
-async def reduce_group(worker: Any, job: Job, members: list[str], reference: Params | None = None) -> Partial:
-    """The partial sums of the updates of ``members`` (sorted), pulled to ``worker`` or through group heads.
+async def reduce_group(
+    worker: Any, job: Job, members: list[str], reference: Params | None = None, lost: frozenset[str] = frozenset()
+) -> Partial:
+    """The partial means of the updates of ``members`` (sorted), pulled to ``worker`` or through group heads.
 
-    Up to ``job.fan_in`` members are pulled here. More are split into at most
-    ``fan_in`` consecutive groups (of :func:`~fedplugin.reduction.group_size`
-    members, a power of ``fan_in``): the group that
-    holds this worker, or of one member, is reduced here; each other group's
-    first member reduces it through its ``fedplugin_reduce`` handler. A head
-    that cannot be reached has its group pulled here (it only loses its own
-    update). ``reference``: the round's global parameters, fetched if not given.
+    Members are split by :func:`~fedplugin.reduction.groups_of`: a group
+    pulled at once is pulled here; otherwise the group that holds this worker,
+    or of one member, is reduced here, and each other group's first member
+    reduces it through its ``fedplugin_reduce`` handler. A head that cannot be
+    reached is lost (its update is missing, its blocks are trained again):
+    its group is reduced here without it, never asked again (each attempt to
+    reach a dead worker waits for Dask's connect timeout). ``reference``: the
+    round's global parameters, fetched if not given; ``lost``: workers known
+    to be unreachable.
     """
     if reference is None:
         reference = await _reference(worker, job.name, job.base)
     loop = asyncio.get_running_loop()
-    if len(members) <= job.fan_in:
-        pulled, missing = await _pull_all(worker, members, job.name, job.base, job.current, job.codec)
+    groups = groups_of(members, job.fan_in)
+    if len(groups) == 1:
+        reachable = [m for m in members if m not in lost]
+        pulled, missing = await _pull_all(worker, reachable, job.name, job.base, job.current, job.codec)
         partial = await loop.run_in_executor(None, _leaf, pulled, reference, worker.plugins[job.name].adapter, job)
-        partial.missing = missing
+        partial.missing = sorted(missing + [m for m in members if m in lost])
         return partial
-    size = group_size(len(members), job.fan_in)
-    groups = [members[i : i + size] for i in range(0, len(members), size)]
-    partials = await asyncio.gather(*(_reduce_at_head(worker, job, group, reference) for group in groups))
-    return await loop.run_in_executor(None, merged, list(partials))
+    answers = await asyncio.gather(
+        *(_reduce_at_head(worker, job, group, reference, lost) for group in groups), return_exceptions=True
+    )
+    for answer in answers:  # every group has finished: none still pulls after a failure
+        if isinstance(answer, BaseException):
+            raise answer
+    return await loop.run_in_executor(None, merged, list(answers))
 
 
-async def _reduce_at_head(worker: Any, job: Job, group: list[str], reference: Params) -> Partial:
-    if worker.address in group or len(group) == 1:
-        return await reduce_group(worker, job, group, reference)
+async def _reduce_at_head(worker: Any, job: Job, group: list[str], reference: Params, lost: frozenset[str]) -> Partial:
+    head = group[0]
+    if worker.address in group or len(group) == 1 or head in lost:
+        return await reduce_group(worker, job, group, reference, lost)
     try:
         # to_serialize: the job holds a codec (no msgpack type); the answer's arrays travel as frames
-        return unwrap(await worker.rpc(group[0]).fedplugin_reduce(name=job.name, job=to_serialize(job), members=group))
-    except OSError:  # the head is lost (CommClosedError is an OSError): pull its group here
-        return await reduce_group(worker, job, group, reference)
+        return unwrap(await worker.rpc(head).fedplugin_reduce(name=job.name, job=to_serialize(job), members=group))
+    except OSError:  # the head is lost (CommClosedError is an OSError): reduce its group here, without it
+        return await reduce_group(worker, job, group, reference, lost | {head})
 
 
 async def reduce_here(worker: Any, job: Any, members: list[str]) -> Any:

@@ -63,7 +63,8 @@ class Round:
         workers' reports and the round summary (parameters never do).
     combine_seconds : float
         Time the worker that combined the round spent on it: ``pull_seconds``
-        fetching the updates from the workers, ``compute_seconds`` computing
+        fetching the updates from the workers (with a reduction tree, the
+        whole tree's pulling, decoding and averaging), ``compute_seconds`` computing
         the new global model, ``push_seconds`` storing it on the scheduler and
         pushing it to every worker.
     epsilon : float or None

@@ -14,7 +14,7 @@ How a round looks from a worker:
    (already queued) keeps training;
 2. the worker that combines the round pulls every snapshot through the
    ``fedplugin_handover`` handler (for a mean over many workers, group heads
-   pull their groups' snapshots and send up partial sums through
+   pull their groups' snapshots and send up partial means through
    ``fedplugin_reduce``: a reduction tree), combines them and pushes version
    *v + 1* to every worker through ``fedplugin_forward`` (a fan-out tree);
 3. the new global model is merged into the local model at the next block

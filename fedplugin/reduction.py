@@ -2,12 +2,14 @@
 
 When a round's rule is a mean (:class:`~fedplugin.WeightedMean` or
 :class:`~fedplugin.Mean`, alone or as a server optimizer's base), its sum
-splits: each group of workers is summed where it is pulled, into a small
-:class:`Partial` (weighted sums in float64 and their weight), the partials
-add up on the way to the worker that closes the round, and there
-:func:`next_global_from` divides once. The result is the model
-:func:`~fedplugin.rounds.next_global` makes of the flat list of updates (up to
-rounding: the sums are taken in another order). :mod:`fedplugin.exchange` moves
+splits: each group of workers is averaged where it is pulled, into a small
+:class:`Partial` (the group's weighted mean in float64 and its weight), the
+partials are averaged by weight on the way to the worker that closes the
+round, and there :func:`next_global_from` makes the new model. The result is
+the model :func:`~fedplugin.rounds.next_global` makes of the flat list of
+updates (up to rounding: the sums are taken in another order). Means, not
+raw weighted sums, travel up, so no partial can overflow where the flat mean
+does not. :mod:`fedplugin.exchange` moves
 the partials; everything here is pure.
 
 Examples
@@ -51,14 +53,14 @@ Weighting = Literal["samples", "equal"]
 
 @dataclass
 class Partial:
-    """A group's updates summed: what a head of the reduction tree sends up.
+    """A group's updates averaged: what a head of the reduction tree sends up.
 
     Attributes
     ----------
-    sums : dict of str to ndarray
-        ``sum(w_i * params_i)`` over the finite updates, in float64; the plain
-        ``sum(params_i)`` when their weights add up to 0 (``WeightedMean``
-        falls back to the plain mean then).
+    means : dict of str to ndarray
+        ``sum(w_i * params_i) / sum(w_i)`` over the finite updates, in
+        float64; the plain mean when their weights add up to 0
+        (``WeightedMean`` falls back to the plain mean then).
     weight : float
         ``sum(w_i)``.
     count : int
@@ -77,7 +79,7 @@ class Partial:
         Bytes of the updates as sent (compressed or not) and uncompressed.
     """
 
-    sums: Params = field(default_factory=dict)
+    means: Params = field(default_factory=dict)
     weight: float = 0.0
     count: int = 0
     samples: int = 0
@@ -145,6 +147,33 @@ def group_size(members: int, fan_in: int) -> int:
     return size
 
 
+def groups_of(members: list[str], fan_in: int) -> list[list[str]]:
+    """How a reduction tree splits ``members`` (sorted): ``[members]`` if they are pulled at once.
+
+    Up to ``fan_in + 1`` members are pulled at once (splitting one off would
+    save nothing). More are cut into runs of :func:`group_size` members; a
+    lone member left over at the leaves joins the group before it.
+
+    Examples
+    --------
+    >>> [len(group) for group in groups_of(list(range(9)), 8)]
+    [9]
+    >>> [len(group) for group in groups_of(list(range(10)), 8)]
+    [8, 2]
+    >>> [len(group) for group in groups_of(list(range(17)), 8)]
+    [8, 9]
+    >>> [len(group) for group in groups_of(list(range(65)), 8)]
+    [64, 1]
+    """
+    if len(members) <= fan_in + 1:
+        return [list(members)]
+    size = group_size(len(members), fan_in)
+    groups = [list(members[i : i + size]) for i in range(0, len(members), size)]
+    if size == fan_in and len(groups[-1]) == 1:
+        groups[-2].extend(groups.pop())
+    return groups
+
+
 def decoded(
     pulled: list[dict[str, Any]], reference: Params, adapter: ModelAdapter, codec: Codec | None,
     exponent: float = STALENESS_EXPONENT,
@@ -188,10 +217,10 @@ def partial_of(updates: list[Update], weighting: Weighting) -> Partial:
         if not (np.isfinite(weight) and weight >= 0):
             raise ValueError(f"samples={update.samples!r} of worker {update.worker} must be finite and >= 0")
     partial.weight = float(weights.sum())
-    if partial.weight == 0:
-        weights = np.ones_like(weights)  # the plain sum: the mean falls back to it
-    partial.sums = {
-        name: np.tensordot(weights, np.stack([np.asarray(u.params[name], dtype=np.float64) for u in finite]), axes=1)
+    # Shares of 1, not raw weights: a weighted sum could overflow where the mean does not.
+    shares = weights / partial.weight if partial.weight > 0 else np.full(len(finite), 1.0 / len(finite))
+    partial.means = {
+        name: np.tensordot(shares, np.stack([np.asarray(u.params[name], dtype=np.float64) for u in finite]), axes=1)
         for name in finite[0].params
     }
     return partial
@@ -200,16 +229,22 @@ def partial_of(updates: list[Update], weighting: Weighting) -> Partial:
 def merged(partials: list[Partial]) -> Partial:
     """One :class:`Partial` of several groups' (in the order of their workers).
 
-    Partials of weight 0 carry plain sums: they count only if every group's
-    weight is 0 (then the mean is the plain one), and add nothing otherwise.
+    The groups' means are averaged by their weights. Partials of weight 0
+    carry plain means: they count only if every group's weight is 0 (then
+    the mean is the plain one, by the groups' numbers of updates), and add
+    nothing otherwise.
     """
     summed = [p for p in partials if p.count]
     if any(p.weight > 0 for p in summed):
         summed = [p for p in summed if p.weight > 0]
-    sums = {name: np.asarray(sum(p.sums[name] for p in summed)) for name in summed[0].sums} if summed else {}
+        shares = np.array([p.weight for p in summed])
+    else:
+        shares = np.array([p.count for p in summed], dtype=np.float64)
+    shares = shares / shares.sum() if summed else shares
+    means = {name: np.asarray(sum(s * p.means[name] for s, p in zip(shares, summed))) for name in summed[0].means} if summed else {}
     listed = {key: [item for p in partials for item in getattr(p, key)] for key in ("workers", "excluded", "missing", "states")}
     return Partial(
-        sums=sums, weight=float(sum(p.weight for p in partials)), count=sum(p.count for p in partials),
+        means=means, weight=float(sum(p.weight for p in partials)), count=sum(p.count for p in partials),
         samples=sum(p.samples for p in partials), bytes_sent=sum(p.bytes_sent for p in partials),
         bytes_raw=sum(p.bytes_raw for p in partials), **listed,
     )
@@ -226,8 +261,7 @@ def next_global_from(
     check_from_store(current)
     params, server = current.params, current.extra.get(SERVER_STATE)
     if partial.count:
-        divisor = partial.weight if partial.weight > 0 else partial.count
-        means = {name: np.asarray(total / divisor, dtype=np.float64) for name, total in partial.sums.items()}
+        means = {name: np.asarray(mean, dtype=np.float64) for name, mean in partial.means.items()}
         params, server = server_step(current, rule, means, trigger)
     states = [state for _, state in sorted(partial.states, key=lambda item: item[0])]
     return successor(current, params, server, states), sorted(partial.excluded)

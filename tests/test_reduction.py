@@ -1,4 +1,4 @@
-"""The reduction tree of a round's pull (issue 9, item 2): partial sums equal the flat combination."""
+"""The reduction tree of a round's pull (issue 9, item 2): partial means combined equal the flat combination."""
 
 import numpy as np
 import pytest
@@ -78,6 +78,18 @@ def test_weighted_mean_of_updates_of_no_samples_is_the_plain_mean():
     np.testing.assert_allclose(tree.params["w"], np.mean([u.params["w"] for u in updates], axis=0), atol=1e-12)
 
 
+def test_huge_parameters_do_not_overflow_in_the_tree():
+    """Weighted sums of 1e306 would overflow; means, which travel up, do not (as the flat mean does not)."""
+    updates = [Update(f"tcp://w{i}", {"w": np.full(2, 1e306 if i % 2 else 1.7e308)}, samples=1000) for i in range(9)]
+    current = GlobalModel(0, {"w": np.zeros(2)}, n_features=2)
+    for rule, weighting in ((WeightedMean(), "samples"), (Mean(), "equal")):
+        total = merged([partial_of(updates[:4], weighting), partial_of(updates[4:], weighting)])
+        tree, _ = next_global_from(current, total, rule)
+        flat, _ = next_global(current, updates, rule, adapter_for(SGDClassifier()))
+        assert np.isfinite(tree.params["w"]).all()
+        np.testing.assert_allclose(tree.params["w"], flat.params["w"], rtol=1e-12)
+
+
 def test_only_plain_means_over_rule_based_families_split():
     sgd = adapter_for(SGDClassifier())
 
@@ -103,13 +115,13 @@ def five_workers():
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Every ``reduce_group`` call: (worker, members); the fan-in is 2."""
+    """Every ``reduce_group`` call: (worker, members, workers known lost); the fan-in is 2."""
     seen = []
     original = exchange.reduce_group
 
-    async def spy(worker, job, members, reference=None):
-        seen.append((worker.address, tuple(members)))
-        return await original(worker, job, members, reference)
+    async def spy(worker, job, members, reference=None, lost=frozenset()):
+        seen.append((worker.address, tuple(members), lost))
+        return await original(worker, job, members, reference, lost)
 
     monkeypatch.setattr(exchange, "reduce_group", spy)
     monkeypatch.setattr(exchange, "FAN_IN", 2)
@@ -146,29 +158,40 @@ def test_tree_pull_gives_the_flat_pulls_model(five_workers, unique_name, calls, 
     assert sum(r.samples for r in history) == 1450 and len(history) == 3
     assert all(r.n_workers == 5 and r.bytes_up == 5 * (8 + 1) * 8 for r in history)
     # Five sorted workers, fan-in 2: the root sums four (two here, two through a head) and pulls the fifth.
-    roots = {address for address, members in calls if len(members) == 5}
+    roots = {address for address, members, _ in calls if len(members) == 5}
     assert len(roots) == 1 and len(calls) == 5 * len(history)
-    heads = [(address, members) for address, members in calls if address not in roots]
+    heads = [(address, members) for address, members, _ in calls if address not in roots]
     assert len(heads) == len(history) and all(members[0] == address and len(members) == 2 for address, members in heads)
 
 
-def test_a_lost_head_has_its_group_pulled_by_the_worker_above(five_workers, unique_name, calls, monkeypatch):
-    """Every head answers OSError, as a lost worker would: its group is pulled flat, nothing is lost."""
-    flat, _ = _flat_fit(five_workers, f"{unique_name}-flat", monkeypatch, aggregator=Mean())
-    refused = []
+def test_a_lost_head_is_not_asked_again_and_only_its_update_is_missing(five_workers, unique_name, calls):
+    """A head that answers OSError once, as a lost worker would: its group is reduced without it, its blocks trained again."""
+    refused, handed_over = [], []  # (head, round base); (worker, base) of every handover
 
-    def unreachable(name, job, members):
-        refused.append(members[0])
-        raise OSError(f"{members[0]} is unreachable")
-
-    def patch_heads():  # after the session's plugin set the handler up
+    def patch_heads():  # after the session's plugin set the handlers up
         for worker in five_workers.cluster.workers.values():
-            worker.handlers["fedplugin_reduce"] = unreachable
+            reduce, handover = worker.handlers["fedplugin_reduce"], worker.handlers["fedplugin_handover"]
 
-    tree, history = _fit(five_workers, f"{unique_name}-tree", before=patch_heads, aggregator=Mean())
-    assert len(refused) == len(history) == 3
-    np.testing.assert_allclose(tree.coef_, flat.coef_, rtol=0, atol=1e-9)
-    assert all(r.n_workers == 5 for r in history) and sum(r.samples for r in history) == 1450
+            def unreachable_once(reduce=reduce, **kwargs):
+                if not refused:
+                    refused.append((kwargs["members"][0], exchange.unwrap(kwargs["job"]).base))
+                    raise OSError(f"{kwargs['members'][0]} is unreachable")
+                return reduce(**kwargs)
+
+            def recorded(handover=handover, address=worker.address, **kwargs):
+                handed_over.append((address, kwargs["base"]))
+                return handover(**kwargs)
+
+            worker.handlers["fedplugin_reduce"] = unreachable_once
+            worker.handlers["fedplugin_handover"] = recorded
+
+    model, history = _fit(five_workers, unique_name, before=patch_heads, aggregator=Mean())
+    assert len(refused) == 1
+    assert refused[0] not in handed_over, "the lost head was asked again for its update"
+    assert any(refused[0][0] in lost for _, _, lost in calls)
+    assert history[0].n_workers == 4 and history[0].retrained_blocks == 1
+    assert sum(r.samples for r in history) == 1450, "the lost update's blocks were trained again, once"
+    assert np.isfinite(model.coef_).all()
 
 
 def test_robust_rule_pulls_flat(five_workers, unique_name, calls):
