@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
+from distributed.spans import Span
 
 #: Name of the plugin on the scheduler (registering it again is a no-op).
 TRIM_NAME = "fedplugin-span-trim"
@@ -54,6 +55,12 @@ def trim_spans(scheduler: Any) -> int:
     """Drop repeated collections from every span of ``scheduler``; return how many were dropped."""
     extension = scheduler.extensions.get("spans")
     spans = getattr(extension, "spans", {})
+    # distributed 2024.5 to 2026.7 also remembered the id of every metadata
+    # object in a set on the Span class, never emptied: forgetting them only
+    # lets a repeat in, which the next trim drops.
+    seen = getattr(Span, "_metadata_seen", None)
+    if isinstance(seen, set):
+        seen.clear()
     return sum(unique_collections(span) for span in list(spans.values()))
 
 
