@@ -73,6 +73,6 @@ def check_number(
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an instance of {_TYPE_NAMES.get(target_type, target_type)}, not bool.")
     check_scalar(value, name, target_type, min_val=min_val, max_val=max_val, include_boundaries=include_boundaries)
-    if not math.isfinite(value):
+    if not isinstance(value, numbers.Integral) and not math.isfinite(value):  # an int is finite (and may not fit a float)
         raise ValueError(f"{name} == {value}, must be a finite number.")
     return value
