@@ -193,12 +193,13 @@ def decoded(
 
 
 def partial_of(updates: list[Update], weighting: Weighting) -> Partial:
-    """Sum ``updates`` into a :class:`Partial`, leaving out the non-finite ones as ``next_global`` does.
+    """Average ``updates`` into a :class:`Partial`, leaving out the non-finite ones as ``next_global`` does.
 
     Raises
     ------
     ValueError
-        If an update's samples, its weight, are negative or not finite.
+        If an update's samples, its weight, are negative or not finite (the
+        same error as the flat path's ``weighted_mean``).
     """
     ordered = sorted(updates, key=lambda update: update.worker)
     ok = [is_finite(update.params) for update in ordered]
@@ -212,17 +213,11 @@ def partial_of(updates: list[Update], weighting: Weighting) -> Partial:
     )
     if not finite:
         return partial
-    weights = np.array([u.samples if weighting == "samples" else 1.0 for u in finite], dtype=np.float64)
-    for update, weight in zip(finite, weights):
-        if not (np.isfinite(weight) and weight >= 0):
-            raise ValueError(f"samples={update.samples!r} of worker {update.worker} must be finite and >= 0")
-    partial.weight = float(weights.sum())
-    # Shares of 1, not raw weights: a weighted sum could overflow where the mean does not.
-    shares = weights / partial.weight if partial.weight > 0 else np.full(len(finite), 1.0 / len(finite))
-    partial.means = {
-        name: np.tensordot(shares, np.stack([np.asarray(u.params[name], dtype=np.float64) for u in finite]), axes=1)
-        for name in finite[0].params
-    }
+    weights = [u.samples if weighting == "samples" else 1.0 for u in finite]
+    # The group's weighted mean, with the flat path's checks and its plain-mean fallback
+    # when no update trained samples: a mean, not a weighted sum, travels up (no overflow).
+    partial.means = weighted_mean([u.params for u in finite], weights)
+    partial.weight = float(np.sum(weights))
     return partial
 
 
