@@ -153,12 +153,21 @@ async def close_round(
     )
 
 
+async def _held_or_stored(worker: Any, name: str, base: int, server_state: bool = False) -> GlobalModel | None:
+    """Version ``base`` of the global model if this worker holds it, else the store's newest (or ``None``).
+
+    ``server_state``: a held copy will not do if it lacks its server
+    optimizer's state (pushed copies do; the store keeps it).
+    """
+    model = worker.plugins[name].global_model
+    if model is None or model.version != base or (server_state and model.state_in_store):
+        model = await store.worker_fetch(worker, name)
+    return model
+
+
 async def _round_model(worker: Any, name: str, base: int) -> GlobalModel:
     """The global model of version ``base`` with its server state, or ``base + 1`` if an earlier attempt stored it."""
-    model = worker.plugins[name].global_model
-    if model is None or model.version != base or model.state_in_store:
-        # The store holds the model with a server optimizer's state; pushed copies do not.
-        model = await store.worker_fetch(worker, name)
+    model = await _held_or_stored(worker, name, base, server_state=True)
     if model is None or model.version not in (base, base + 1):
         found = None if model is None else model.version
         raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
@@ -293,9 +302,7 @@ async def reduce_here(worker: Any, job: Any, members: list[str]) -> Any:
 
 async def _reference(worker: Any, name: str, base: int) -> Params:
     """The parameters of global version ``base`` (the round's reference), fetched from the store if not held."""
-    model = worker.plugins[name].global_model
-    if model is None or model.version != base:
-        model = await store.worker_fetch(worker, name)
+    model = await _held_or_stored(worker, name, base)
     if model is None or model.version != base:
         found = None if model is None else model.version
         raise RuntimeError(f"round {base} cannot be reduced on {worker.address}: the stored model of {name!r} is version {found}")

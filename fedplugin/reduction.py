@@ -232,11 +232,10 @@ def merged(partials: list[Partial]) -> Partial:
     summed = [p for p in partials if p.count]
     if any(p.weight > 0 for p in summed):
         summed = [p for p in summed if p.weight > 0]
-        shares = np.array([p.weight for p in summed])
+        weights = [p.weight for p in summed]
     else:
-        shares = np.array([p.count for p in summed], dtype=np.float64)
-    shares = shares / shares.sum() if summed else shares
-    means = {name: np.asarray(sum(s * p.means[name] for s, p in zip(shares, summed))) for name in summed[0].means} if summed else {}
+        weights = [p.count for p in summed]
+    means = weighted_mean([p.means for p in summed], weights) if summed else {}
     listed = {key: [item for p in partials for item in getattr(p, key)] for key in ("workers", "excluded", "missing", "states")}
     return Partial(
         means=means, weight=float(sum(p.weight for p in partials)), count=sum(p.count for p in partials),
