@@ -24,8 +24,12 @@ $(INSTALLED): setup.cfg setup.py
 demo: $(INSTALLED)
 	$(PY) -m fedplugin.demo $(ARGS)
 
+# Two pytest processes (pytest-xdist), each whole test file in one of them so that a file's
+# shared cluster is started once: the suite's clusters mostly wait on messages, not cores.
+# `make test TEST_PROCESSES=0` runs it in this one process.
+TEST_PROCESSES ?= 2
 test: $(INSTALLED)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(ARGS)
 
 docs: $(INSTALLED)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
