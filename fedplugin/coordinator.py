@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from numbers import Integral
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,13 +44,14 @@ from .ownership import explain_mismatch, replace_foreign_model
 from .plugin import FederatedModelPlugin
 from .global_model import GlobalModelMixin
 from .predicting import as_online_scorer
-from .recording import RecordingMixin
+from .recording import RecordingMixin, one_at_a_time
 from .sampling import WorkerSample, as_sample
 from .server_optimizers import check_rule_fits
 from .signals import SignalsMixin
 from .sources import BlockSource, StreamSource
 from .store import GlobalModel
-from .stragglers import Quorum, as_stragglers
+from .settings import check_arguments, check_path, check_validation_data
+from .stragglers import Quorum
 from .stream import StreamFeeder
 from .sync import SyncPolicy, as_policy
 
@@ -187,7 +188,9 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         compression: str | Codec | None = None,
         stragglers: Quorum | None = None,
     ) -> None:
-        stragglers = _check_arguments(client, block_size, max_task_blocks, overlap, stragglers)
+        stragglers = check_arguments(client, block_size, max_task_blocks, overlap, stragglers, worker_timeout)
+        checkpoint, validation_data = check_path(checkpoint, "checkpoint"), check_validation_data(validation_data)
+        history_file = check_path(history_file, "history_file")
         self.client = client
         self.policy = as_policy(sync, scoring)
         self.aggregator = as_aggregator(WeightedMean() if aggregator is None else aggregator)
@@ -201,7 +204,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         self.validation_data = validation_data
         self.callbacks = as_callbacks(callbacks) + early_stopping_callbacks(early_stopping, n_iter_no_change, tol, validation_data, scoring)
         self.scorer = as_online_scorer(scoring)
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint = checkpoint
         self.name, self.estimator, self.classes = resolve_plugin(client, plugin)
         if self.checkpoint is not None and self.checkpoint_format == "npz":
             check_storable(self.estimator)  # fail now, not at the first round's save
@@ -211,6 +214,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         #: The latest ``history_limit`` :class:`~fedplugin.Round` records of this coordinator, oldest first.
         self.history: list[Round] = RoundLog(history_limit, history_file)
         self._total_samples = 0
+        self._training = threading.Lock()  # held by fit and fit_stream: one at a time
         self._engine: RoundEngine | None = None
         self._cache: tuple[int, BaseEstimator, GlobalModel] | None = None
         store.ensure_store(client)
@@ -245,6 +249,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         """
         return page_link(self.client, self.name)
 
+    @one_at_a_time
     def fit(self, X: Any, y: Any = None, *, epochs: int = 1) -> Coordinator:
         """Train on ``X``, ``y`` for ``epochs`` passes, continuing from the global model.
 
@@ -272,6 +277,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             The global model and history are then as they were before the call.
         """
         check_number(epochs, "epochs", Integral, min_val=1)
+        self._follow_store()
         if y is None:
             if self._kind in ("classifier", "regressor"):
                 raise ValueError(f"y=None: a {type(self.estimator).__name__} learns targets; expected fit(X, y)")
@@ -292,6 +298,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             self._run(BlockSource.from_data(data, epochs, self._workers()), data.n_samples and data.n_samples * epochs)
         return self
 
+    @one_at_a_time
     def fit_stream(
         self, batches: Iterable[tuple[Any, Any]], *, max_blocks_in_flight: int | None = None
     ) -> Coordinator:
@@ -319,6 +326,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             error (a failing task, an interrupt) rolls the model and history
             back to where they were before the call, as in :meth:`fit`.
         """
+        self._follow_store()
         n_workers = len(self._workers())
         budget = self.policy.blocks_per_round(n_workers)
         if max_blocks_in_flight is None:
@@ -383,16 +391,3 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
     def _check_fitted(self) -> None:
         if self._global is None:
             raise NotFittedError(f"plugin {self.name!r} has no global model yet; call fit first")
-
-
-# ------------------------------------------------------------------- helpers
-def _check_arguments(client: Any, block_size: Any, max_task_blocks: Any, overlap: Any, stragglers: Any) -> Quorum | None:
-    """Check the arguments that need no cluster, before any state is set; return ``stragglers`` checked."""
-    if not isinstance(client, Client):
-        raise TypeError(f"client={client!r} is not a distributed.Client")
-    check_number(block_size, "block_size", Integral, min_val=1)
-    check_number(max_task_blocks, "max_task_blocks", Integral, min_val=1)
-    if overlap not in ("auto", True, False):
-        raise ValueError(f"overlap={overlap!r} is not supported; expected 'auto', True or False")
-    return as_stragglers(stragglers, overlap)
-

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import CancelledError
+from numbers import Integral
 from typing import Any
 
 from distributed import as_completed, wait
@@ -171,6 +172,8 @@ class RoundEngine(RecoveryMixin, LateRoundsMixin):
         if not workers:
             return None
         budget = coord.policy.blocks_per_round(len(workers))
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, Integral) or budget < 1):
+            raise ValueError(f"{type(coord.policy).__name__}.blocks_per_round returned {budget!r}; expected an int >= 1 or None")
         source.top_up(budget or len(workers) * coord.max_task_blocks)
         remaining = budget if budget and not source.exhausted else source.queued()
         rnd = OpenRound(

@@ -22,6 +22,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .adapters import adapter_for, fresh_copy
+from .blocks import DataDoesNotFitModel
 from .coordinator import Coordinator
 from .session import client_or_default, federated_session
 from .predicting import apply_dask, score_dask
@@ -145,7 +146,12 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         with federated_session(client_or_default(self.client, "FederatedEstimator"), template, classes=classes, **options) as coord:
             if fitted:
                 coord.set_global_model(self.estimator_)
-            coord.fit(X, y, epochs=epochs)
+            try:
+                coord.fit(X, y, epochs=epochs)
+            except DataDoesNotFitModel as exc:
+                raise DataDoesNotFitModel(
+                    f"{getattr(exc, 'plain', exc)}; this {type(self).__name__} is fitted already: fit(X, y) trains a new model"
+                ) from None
             self.estimator_ = coord.global_model()
             n_features = coord.n_features
             self.history_ = getattr(self, "history_", []) + coord.history

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,7 @@ from sklearn.base import BaseEstimator
 
 from . import store, tasks
 from .data_init import Draw, initial_model
+from .deploy import resolve_plugin
 from .open_rounds import OpenRound
 from .outputs import n_outputs_of
 from .exchange import close_round
@@ -119,8 +121,36 @@ class GlobalModelMixin:
         self._check_fitted()
         if self._cache is None or self._cache[0] != self.version:
             record = store.fetch(self.client, self.name)
-            self._cache = (self.version, self._build(record), record)
+            if record is None or record.version != self.version:
+                self._follow_store()
+                self._check_fitted()  # nothing stored any more
+            self._cache = (record.version, self._build(record), record)
         return self._cache[1]
+
+    def _follow_store(self) -> None:
+        """Go on from the stored model if something else changed it since this coordinator looked.
+
+        Another coordinator of the plugin, :func:`fedplugin.forget`, or the
+        plugin registered again: a warning says so. A plugin registered again
+        with another estimator, or no longer registered, is a clear error.
+        """
+        info = store.fetch_info(self.client, self.name)
+        if (-1 if info is None else info.version) == self.version:
+            return
+        _, estimator, _ = resolve_plugin(self.client, self.name)  # a clear error if it is gone
+        if type(estimator) is not type(self.estimator):
+            raise RuntimeError(
+                f"plugin {self.name!r} was registered again with a {type(estimator).__name__}; this coordinator "
+                f"trains a {type(self.estimator).__name__}: create a new Coordinator(client, {self.name!r})"
+            )
+        seen = "no model" if self._global is None else f"version {self.version}"
+        now = "no stored model (fedplugin.forget, or the plugin registered again)" if info is None else f"version {info.version}"
+        warnings.warn(
+            f"plugin {self.name!r}: this coordinator last saw {seen}, the cluster holds {now}; going on from the "
+            "cluster's (train one plugin name from one coordinator at a time)",
+            UserWarning, stacklevel=4,
+        )
+        self._global, self._cache = info, None
 
     def _apply(self, method: str, X: Any, model: str) -> Any:
         if model not in ("global", "local"):

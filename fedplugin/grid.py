@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import ParameterGrid
 
 from .adapters import adapter_for, fresh_copy
+from .checks import check_number
 from .candidates import PA_LEARNING_RATES
 from .history import Round
 
@@ -51,6 +52,8 @@ def passive_aggressive_grid(
     ValueError: loss='log_loss' has no passive-aggressive equivalent; expected one of ['hinge', 'squared_hinge']
     """
     C, loss = list(C), list(loss)
+    for value in C:
+        check_number(value, "C", min_val=0, include_boundaries="neither")  # a maximum step size
     for value in loss:
         if value not in PA_LEARNING_RATES:
             raise ValueError(

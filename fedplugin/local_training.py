@@ -109,6 +109,8 @@ def train_blocks(
             memory=memory["policies"],
         )
         report.trigger = policy.check(stats)
+        if report.trigger is not None and not isinstance(report.trigger, str):
+            raise TypeError(f"{type(policy).__name__}.check returned {report.trigger!r}; expected a trigger name (str) or None")
         if report.trigger is not None:
             plugin.worker.log_event(
                 f"fedplugin-{plugin.name}",

@@ -10,11 +10,13 @@ if a fit fails, the rollback to where it started.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from . import store, tasks
 from .callbacks import EarlyStopping
@@ -28,6 +30,24 @@ from .store import params_nbytes
 from .wording import count
 
 logger = logging.getLogger("fedplugin")
+
+
+def one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse a second call of ``method`` (``fit``, ``fit_stream``) while one runs, before it changes anything."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._training.acquire(blocking=False):
+            raise RuntimeError(
+                f"this Coordinator of plugin {self.name!r} is already training (fit or fit_stream in another "
+                "thread); call it from one thread at a time"
+            )
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._training.release()
+
+    return guarded
 
 
 class RecordingMixin:
@@ -122,4 +142,4 @@ class RecordingMixin:
             ) from exc
 
 
-__all__ = ["RecordingMixin"]
+__all__ = ["RecordingMixin", "one_at_a_time"]
