@@ -251,7 +251,27 @@ def checked_output(rule: Any, combined: Any, reference: Mapping[str, Any]) -> Pa
 
     A rule's output becomes the global model every worker loads: it must have
     exactly the ``reference`` (global) model's parameter names, each of its
-    shape, numeric and finite (the updates it combined are).
+    shape, real numbers and finite (the updates it combined are). Rounds
+    check every rule's output with it before publishing anything.
+
+    Parameters
+    ----------
+    rule : callable
+        The rule, named in the message.
+    combined : dict of str to array-like
+        What it returned.
+    reference : dict of str to ndarray
+        The global model's parameters.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``combined`` with every value as a numpy array.
+
+    Raises
+    ------
+    ValueError
+        Naming the rule, the parameter, what it returned and what was expected.
 
     Examples
     --------
