@@ -22,6 +22,7 @@ array([4., 6.])
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -232,6 +233,95 @@ class PerParameter(Aggregator):
             rule = self.rules.get(name, self.default)
             result[name] = rule([{name: update[name]} for update in updates], weights)[name]
         return result
+
+
+def rule_label(rule: Any) -> str:
+    """How messages name ``rule``: a function by its name, anything else by its repr.
+
+    Examples
+    --------
+    >>> rule_label(median), rule_label(TrimmedMean(beta=0.2)), rule_label(lambda u, w: u[0])
+    ('median', 'TrimmedMean(beta=0.2)', '<lambda>')
+    """
+    return rule.__qualname__ if inspect.isroutine(rule) else repr(rule)
+
+
+def checked_output(rule: Any, combined: Any, reference: Mapping[str, Any]) -> Params:
+    """``combined``, what ``rule`` returned, as arrays; ``ValueError`` unless it fits ``reference``.
+
+    A rule's output becomes the global model every worker loads: it must have
+    exactly the ``reference`` (global) model's parameter names, each of its
+    shape, real numbers and finite (the updates it combined are). Rounds
+    check every rule's output with it before publishing anything.
+
+    Parameters
+    ----------
+    rule : callable
+        The rule, named in the message.
+    combined : dict of str to array-like
+        What it returned.
+    reference : dict of str to ndarray
+        The global model's parameters.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``combined`` with every value as a numpy array.
+
+    Raises
+    ------
+    ValueError
+        Naming the rule, the parameter, what it returned and what was expected.
+
+    Examples
+    --------
+    >>> reference = {"w": np.zeros(2)}
+    >>> checked_output(mean, {"w": [1, 2]}, reference)["w"]
+    array([1, 2])
+    >>> checked_output(mean, {"w": np.zeros(3)}, reference)
+    Traceback (most recent call last):
+    ...
+    ValueError: aggregator mean returned 'w' of shape (3,); expected shape (2,), as the global model's 'w'
+    """
+    label = rule_label(rule)
+    if not isinstance(combined, Mapping):
+        raise ValueError(
+            f"aggregator {label} returned a {type(combined).__name__}; expected a dict of parameter name to "
+            f"array with the global model's names {_names(reference)}"
+        )
+    missing, unknown = set(reference) - set(combined), set(combined) - set(reference)
+    if missing or unknown:
+        wrong = ", ".join(f"{kind} {_names(keys)}" for kind, keys in (("missing", missing), ("unknown", unknown)) if keys)
+        raise ValueError(
+            f"aggregator {label} returned the parameters {_names(combined)} ({wrong}); "
+            f"expected exactly the global model's {_names(reference)}"
+        )
+    return {name: _checked_value(label, name, combined[name], np.shape(expected)) for name, expected in reference.items()}
+
+
+def _names(keys: Any) -> str:
+    """Parameter names as a sorted list, whatever their type (a rule may return any keys)."""
+    return f"[{', '.join(sorted(map(repr, keys)))}]"
+
+
+def _checked_value(label: str, name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # e.g. a ragged list
+        raise ValueError(f"aggregator {label} returned {name!r} that is no array ({exc}); expected an array of shape {shape}") from exc
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"aggregator {label} returned {name!r} of dtype {array.dtype}; expected real numbers")
+    if array.shape != shape:
+        raise ValueError(
+            f"aggregator {label} returned {name!r} of shape {array.shape}; expected shape {shape}, as the global model's {name!r}"
+        )
+    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ValueError(
+            f"aggregator {label} returned {name!r} with {count(bad, 'non-finite value')} (of {array.size}); "
+            "expected finite numbers, as the updates it combined are"
+        )
+    return array
 
 
 def nestable(obj: Any, where: str) -> Rule:

@@ -25,7 +25,8 @@ from .open_rounds import OpenRound
 from .outputs import n_outputs_of
 from .exchange import close_round
 from .predicting import apply_dask, score_dask
-from .rows import as_float, as_rows, is_items, n_columns, takes_items
+from .replacement import replacement
+from .rows import as_float, as_rows, is_items, n_columns
 from .store import GlobalModel
 
 
@@ -34,22 +35,29 @@ class GlobalModelMixin:
 
     Needs ``client``, ``name``, ``estimator``, ``classes``, ``adapter``, ``version``,
     ``rounds``, ``n_features``, ``_global``, ``_cache``, ``_check_fitted()``,
-    ``_autosave()`` and ``_workers()``.
+    ``_classes_for_validation()``, ``_autosave()`` and ``_workers()``.
     """
 
     def set_global_model(self, model: BaseEstimator) -> int:
         """Make a fitted estimator of the plugin's family the global model; return its version.
 
         Workers start from it at the next ``fit``; use it to warm-start from a
-        model trained elsewhere.
+        model trained elsewhere. It must be the plugin's estimator class (a
+        Pipeline: the same steps), fitted, with the plugin's classes and, once
+        there is a global model, its number of features and parameter shapes.
+
+        Raises
+        ------
+        TypeError
+            If ``model`` is not the plugin's estimator class (or has other steps).
+        sklearn.exceptions.NotFittedError
+            If ``model`` is not fitted.
+        ValueError
+            If its features, classes or parameter shapes are not the plugin's.
+            Nothing is published then.
         """
-        params = self.adapter.get_params(model)
-        n_features = 1 if takes_items(model) else int(getattr(model, "n_features_in_", 0)) or int(next(iter(params.values())).shape[-1])
-        classes = getattr(model, "classes_", None)
-        n_outputs = len(model.estimators_) if self.adapter.multi_output else None
-        if classes is not None:  # a multi-output classifier's: one array per output
-            classes = [np.asarray(c) for c in classes] if n_outputs else np.asarray(classes)
-        self._publish(GlobalModel(self.version + 1, params, n_features, classes, self.rounds, n_outputs=n_outputs))
+        record = replacement(model, self.estimator, self.adapter, self._classes_for_validation(), self._global, self.name)
+        self._publish(replace(record, version=self.version + 1, rounds=self.rounds))
         self._autosave()
         return self.version
 

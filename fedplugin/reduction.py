@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .adapters.base import ModelAdapter
-from .aggregation import Mean, WeightedMean, mean, weighted_mean
+from .aggregation import Mean, WeightedMean, checked_output, mean, weighted_mean
 from .compression import Codec, received
 from .privacy import DPFedAvg
 from .rounds import Update, check_from_store, is_finite, server_step, successor
@@ -255,7 +255,9 @@ def next_global_from(
     check_from_store(current)
     params, server = current.params, current.extra.get(SERVER_STATE)
     if partial.count:
-        means = {name: np.asarray(mean, dtype=np.float64) for name, mean in partial.means.items()}
+        # Checked as the flat path checks the rule's output (e.g. a mean that overflowed).
+        means = checked_output(rule, partial.means, current.params)
+        means = {name: np.asarray(mean, dtype=np.float64) for name, mean in means.items()}
         params, server = server_step(current, rule, means, trigger)
     states = [state for _, state in sorted(partial.states, key=lambda item: item[0])]
     return successor(current, params, server, states), sorted(partial.excluded)

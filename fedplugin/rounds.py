@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .aggregation import checked_output
 from .privacy import DPFedAvg
 from .server_optimizers import ServerOptimizer
 from .store import SERVER_STATE, GlobalModel
@@ -92,9 +93,10 @@ def next_global(
     Raises
     ------
     ValueError
-        If the rule refuses the updates (e.g. too few for ``Bulyan``), or a
-        server optimizer meets a family combined exactly. Nothing has changed
-        then: the caller still holds ``current``.
+        If the rule refuses the updates (e.g. too few for ``Bulyan``), returns
+        parameters that do not fit ``current`` (other names or shapes, not
+        finite), or a server optimizer meets a family combined exactly.
+        Nothing has changed then: the caller still holds ``current``.
     """
     check_from_store(current)
     ordered = sorted(updates, key=lambda update: update.worker)
@@ -162,7 +164,9 @@ def server_step(
     """A server optimizer's step from ``current`` to the combined ``params``, and its new state.
 
     For a plain ``rule``: ``params`` as they are, and no state (``None``).
+    The step must fit ``current`` (see :func:`~fedplugin.aggregation.checked_output`).
     """
     if not isinstance(rule, ServerOptimizer):
         return params, None
-    return rule.step(current.params, params, rule.state_for(trigger, current.extra.get(SERVER_STATE)))
+    stepped, state = rule.step(current.params, params, rule.state_for(trigger, current.extra.get(SERVER_STATE)))
+    return checked_output(rule, stepped, current.params), state

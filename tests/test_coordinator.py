@@ -9,13 +9,19 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from distributed import wait
-from sklearn.datasets import load_digits
-from sklearn.linear_model import SGDClassifier, SGDRegressor
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.datasets import load_digits, make_classification
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression, SGDClassifier, SGDRegressor
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from conftest import params_equal
-from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin, Mean, WeightedMean
+from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin, Mean, WeightedMean, store
+from fedplugin.adapters import adapter_for
+from fedplugin.replacement import replacement
+from fedplugin.session import federated_session
 
 
 @pytest.fixture
@@ -208,6 +214,41 @@ def test_partial_fit_continues_from_global_model(client, classification_data):
     assert coord.version > version and coord.rounds > rounds
     assert not np.allclose(first, coord.global_model().coef_)
     assert coord.history[-1].total_samples == len(X)
+
+
+def test_set_global_model_refuses_a_model_that_does_not_fit_the_plugin(client, unique_name):
+    X, y = make_classification(n_samples=600, n_features=4, random_state=0)
+    with federated_session(
+        client, SGDClassifier(random_state=0), classes=[0, 1], name=unique_name, check_workers=False, block_size=300, progress=False,
+    ) as coord:
+        coord.fit(X, y)
+        version, coef = coord.version, coord.global_model().coef_
+        refused = [
+            (SGDClassifier(random_state=0).fit(X[:, :3], y), ValueError, r"model has 3 features; expected 4"),
+            (LogisticRegression().fit(X, y), TypeError, r"model is of class LogisticRegression; expected a fitted SGDClassifier"),
+            (SGDClassifier(random_state=0).fit(X, y + 3), ValueError, r"model has classes \[3, 4\]; expected classes \[0, 1\]"),
+            (SGDClassifier(random_state=0).fit(X, np.arange(600) % 3), ValueError, r"model has classes \[0, 1, 2\]"),
+            (SGDClassifier(), NotFittedError, r"model, a SGDClassifier, is not fitted"),
+        ]
+        for model, error, message in refused:
+            with pytest.raises(error, match=message):
+                coord.set_global_model(model)
+            assert coord.version == store.fetch_info(client, unique_name).version == version, "nothing published"
+        np.testing.assert_array_equal(coord.global_model().coef_, coef)
+        fitted = SGDClassifier(random_state=1).fit(X, y)
+        assert coord.set_global_model(fitted) == version + 1
+        np.testing.assert_array_equal(coord.global_model().coef_, fitted.coef_)
+
+
+def test_a_replacement_has_the_plugins_steps_and_parameter_shapes():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    plugin = make_pipeline(StandardScaler(), SGDRegressor())
+    other = make_pipeline(MinMaxScaler(), SGDRegressor()).fit(X, X[:, 0])
+    with pytest.raises(TypeError, match=r"model is a Pipeline of \{'minmaxscaler': 'MinMaxScaler', .*expected one of \{'standardscaler'"):
+        replacement(other, plugin, adapter_for(plugin), None, None)
+    kmeans = MiniBatchKMeans(n_clusters=3, n_init=1, random_state=0)
+    with pytest.raises(ValueError, match=r"model has the parameter shapes .*\(5, 3\).*; expected .*\(3, 3\)"):
+        replacement(MiniBatchKMeans(n_clusters=5, n_init=1, random_state=0).fit(X), kmeans, adapter_for(kmeans), None, None)
 
 
 def test_predict_proba_and_decision_function(client, classification_data):

@@ -9,7 +9,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fedplugin import DPFedAvg, EveryNBatches, FedAvgM, Mean, Median, PerParameter, WeightedMean, exchange
+from fedplugin import DPFedAvg, EveryNBatches, FedAvg, FedAvgM, Mean, Median, PerParameter, WeightedMean, exchange
 from fedplugin.adapters import adapter_for
 from fedplugin.aggregation import mean, weighted_mean
 from fedplugin.reduction import merged, next_global_from, partial_of, splittable
@@ -88,6 +88,26 @@ def test_huge_parameters_do_not_overflow_in_the_tree():
         flat, _ = next_global(current, updates, rule, adapter_for(SGDClassifier()))
         assert np.isfinite(tree.params["w"]).all()
         np.testing.assert_allclose(tree.params["w"], flat.params["w"], rtol=1e-12)
+
+
+class Runaway(FedAvg):
+    """A server optimizer whose step is not finite."""
+
+    def update(self, delta, state):
+        return np.full_like(delta, np.inf), state
+
+
+def test_a_server_optimizers_step_is_checked_in_the_tree_as_in_the_flat_path():
+    rng = np.random.default_rng(2)
+    updates = [Update(f"tcp://w{i}", {"coef_": rng.normal(size=(1, 3)), "intercept_": rng.normal(size=1)}, samples=10) for i in range(4)]
+    current = GlobalModel(0, {"coef_": np.zeros((1, 3)), "intercept_": np.zeros(1)}, n_features=3)
+    rule = Runaway(server_lr=0.5, base=Mean())
+    assert splittable(rule, adapter_for(SGDClassifier())) == "equal"
+    message = r"aggregator Runaway\(server_lr=0.5, base=Mean\(\)\) returned 'coef_' with 3 non-finite values \(of 3\)"
+    with pytest.raises(ValueError, match=message):
+        next_global(current, updates, rule, adapter_for(SGDClassifier()))
+    with pytest.raises(ValueError, match=message):
+        next_global_from(current, merged([partial_of(updates[:2], "equal"), partial_of(updates[2:], "equal")]), rule)
 
 
 def test_only_plain_means_over_rule_based_families_split():

@@ -7,7 +7,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.naive_bayes import GaussianNB, MultinomialNB
 
-from fedplugin import DriftThreshold, EveryNBatches, Mean, WeightedMean, store
+from fedplugin import Coordinator, DriftThreshold, EveryNBatches, Mean, WeightedMean, store
 from fedplugin.adapters import adapter_for
 from fedplugin.rounds import Update, next_global
 from fedplugin.session import federated_session
@@ -66,6 +66,26 @@ def test_next_global_combines_counts_exactly_whatever_the_rule():
     np.testing.assert_array_equal(new.params["feature_count_"], [[2.0, 2.0], [3.0, 9.0]])
 
 
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        ({"coef_": np.ones((1, 2)), "bias": np.ones(1)}, r"the parameters \['bias', 'coef_'\] \(missing \['intercept_'\], unknown \['bias'\]\)"),
+        ({"coef_": np.zeros(3), "intercept_": np.ones(1)}, r"'coef_' of shape \(3,\); expected shape \(1, 2\)"),
+        ({"coef_": np.array([[1.0, np.nan]]), "intercept_": np.ones(1)}, r"'coef_' with 1 non-finite value \(of 2\)"),
+        ({"coef_": np.array([["a", "b"]], dtype=object), "intercept_": np.ones(1)}, r"'coef_' of dtype object; expected real numbers"),
+    ],
+    ids=["names", "shape", "nan", "dtype"],
+)
+def test_next_global_refuses_a_rule_output_that_does_not_fit_the_global_model(returned, message):
+    """It would become the global model every worker loads: refused, naming the rule and the parameter."""
+    def made_up(updates, weights):
+        return returned
+
+    updates = [update("tcp://a", (1.0, 1.0), 0.0, 10), update("tcp://b", (3.0, 1.0), 0.0, 10)]
+    with pytest.raises(ValueError, match=r"aggregator test_.*made_up returned " + message):
+        next_global(linear(), updates, made_up, adapter_for(SGDClassifier()))
+
+
 # ------------------------------------------------------------------ merges: global + local progress
 def test_linear_merge_adds_the_progress_since_the_snapshot():
     adapter = adapter_for(SGDRegressor())
@@ -113,6 +133,28 @@ def test_kmeans_merge_moves_the_global_centers_by_the_new_points():
 @pytest.fixture(scope="module")
 def data():
     return make_classification(n_samples=16_000, n_features=20, n_informative=10, random_state=0)
+
+
+def three_zeros(updates, weights):
+    """A rule of the wrong shape: every parameter becomes (3,)."""
+    return {name: np.zeros(3) for name in updates[0]}
+
+
+def test_a_rule_of_the_wrong_shape_fails_its_round_and_publishes_nothing(shared_client, data, unique_name):
+    X, y = data[0][:2000], data[1][:2000]
+    with federated_session(
+        shared_client, SGDClassifier(random_state=0), classes=[0, 1], name=unique_name, check_workers=False,
+        sync=EveryNBatches(2), block_size=500, progress=False,
+    ) as coord:
+        coord.fit(X, y)
+        version, coef = coord.version, coord.global_model().coef_
+        with Coordinator(shared_client, unique_name, aggregator=three_zeros, sync=EveryNBatches(2), block_size=500, progress=False) as bad:
+            with pytest.raises(ValueError, match=r"aggregator three_zeros returned 'coef_' of shape \(3,\); expected shape \(1, 20\)"):
+                bad.fit(X, y)
+            assert bad.version == version and store.fetch_info(shared_client, unique_name).version == version
+        np.testing.assert_array_equal(store.fetch(shared_client, unique_name).params["coef_"], coef)
+        assert all(model.coef_.shape == (1, 20) for model in coord.local_models().values())
+        assert coord.fit(X, y).version > version, "a good rule trains on"
 
 
 @pytest.mark.parametrize("overlap", [True, False], ids=["overlap", "synchronous"])

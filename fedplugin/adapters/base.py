@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.utils import get_tags
 
 from .._compat import check_estimator_settings
+from ..aggregation import checked_output
 
 Params = dict[str, np.ndarray]
 #: ``(count, mean, sum of squared deviations)``, per class or per group.
@@ -147,8 +148,10 @@ class ModelAdapter:
         The default applies the user's ``rule`` (mean, median, ...). Families
         whose parameters are sufficient statistics (counts) override this to
         combine them exactly, e.g. ``reference + sum(update - reference)``.
+        The rule's output must fit ``reference`` (same names and shapes,
+        finite numbers), else ``ValueError``: it would become the global model.
         """
-        return rule(updates, weights)
+        return checked_output(rule, rule(updates, weights), reference)
 
     def merge(self, new_global: Params, local: Params, snapshot: Params) -> Params:
         """The local parameters once ``new_global`` arrives: the global plus local progress.
