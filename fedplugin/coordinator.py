@@ -322,9 +322,11 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         Raises
         ------
         ValueError, TypeError
-            For a bad batch, after training every batch before it. Any other
-            error (a failing task, an interrupt) rolls the model and history
-            back to where they were before the call, as in :meth:`fit`.
+            A bad batch, or an item that is not an ``(X, y)`` pair; an error
+            the stream itself raises comes through with a note counting the
+            batches read. Either way every batch before it is trained first.
+            Any other error (a failing task, an interrupt) rolls the model and
+            history back as in :meth:`fit`.
         """
         self._follow_store()
         n_workers = len(self._workers())
@@ -346,7 +348,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         with explain_mismatch(self.name, self.version):
             first = feed.peek()
         if first is None:
-            raise ValueError("the stream is empty; expected at least one (X, y) batch")
+            raise feed.error or ValueError("the stream is empty; expected at least one (X, y) batch")
         check_accepted(self.estimator, row_kind(as_rows(first[0])), None)
         with self._rollback_on_error():
             if self._global is None:

@@ -129,8 +129,9 @@ class RoundLog(list):
     A plain list of :class:`Round` for everything that reads it; appending
     beyond ``limit`` forgets the oldest round, so a service that runs for
     months keeps bounded memory. With ``path``, every round is appended to
-    that file as one JSON line when it is recorded (rounds of a fit that was
-    later rolled back included), so nothing is lost.
+    that file as one JSON line when it is recorded, so nothing is lost; a fit
+    that is rolled back takes its rounds out of the file again, so that the
+    file always tells the history of the stored model.
 
     Parameters
     ----------
@@ -175,13 +176,16 @@ class RoundLog(list):
             del self[:excess]
             self.forgotten += excess
 
-    def snapshot(self) -> tuple[int, list[Any]]:
+    def snapshot(self) -> tuple[int, list[Any], int]:
         """What :meth:`restore` needs to undo the rounds recorded after now (a failed fit)."""
-        return self.forgotten, list(self)
+        size = self.path.stat().st_size if self.path is not None and self.path.exists() else 0
+        return self.forgotten, list(self), size
 
-    def restore(self, snapshot: tuple[int, list[Any]]) -> None:
-        """Be again what :meth:`snapshot` saw, forgotten rounds included."""
+    def restore(self, snapshot: tuple[int, list[Any], int]) -> None:
+        """Be again what :meth:`snapshot` saw, forgotten rounds and the file's lines included."""
         self.forgotten, self[:] = snapshot[0], snapshot[1]
+        if self.path is not None and self.path.exists():
+            os.truncate(self.path, snapshot[2])
 
 
 def _plain(value: Any) -> Any:

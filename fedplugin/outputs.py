@@ -22,6 +22,7 @@ fedplugin.blocks.DataDoesNotFitModel: y column 1 has labels [7] not in classes[1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,50 @@ def is_per_output(classes: Any) -> bool:
     (True, False, False)
     """
     return isinstance(classes, list)
+
+
+def sorted_labels(labels: Any, name: str = "classes") -> np.ndarray:
+    """``labels`` as a sorted array of unique labels, refusing what scikit-learn refuses in labels.
+
+    Labels must be all numbers or all strings, without NaN or None, as
+    ``sklearn.utils.multiclass.unique_labels`` needs them (``np.asarray``
+    would turn ``[0, "a"]`` into strings and let NaN through).
+
+    Examples
+    --------
+    >>> sorted_labels(["b", "a", "b"]).tolist(), sorted_labels(np.array([1, 0])).tolist()
+    (['a', 'b'], [0, 1])
+    >>> sorted_labels([0, "a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: classes=[0, 'a'] mixes numbers and strings; expected labels that are all numbers or all strings
+    >>> sorted_labels([0, float("nan")], "classes[1]")
+    Traceback (most recent call last):
+    ...
+    ValueError: classes[1]=[0, nan] holds NaN; expected labels that are all numbers or all strings, without NaN or None
+    """
+    values = np.asarray(labels, dtype=object).ravel()
+    kinds = set()
+    for value in values:
+        if value is None or (isinstance(value, Real) and value != value):  # NaN is not equal to itself
+            raise ValueError(
+                f"{name}={_shown(labels)!r} holds {'None' if value is None else 'NaN'}; expected labels "
+                "that are all numbers or all strings, without NaN or None"
+            )
+        kinds.add(_KINDS.get(type(value), "numbers" if isinstance(value, Real) else type(value).__name__))
+    if len(kinds) > 1:
+        raise ValueError(
+            f"{name}={_shown(labels)!r} mixes {' and '.join(sorted(kinds))}; expected labels that are all "
+            "numbers or all strings"
+        )
+    return np.unique(np.asarray(labels))
+
+
+_KINDS = {str: "strings", np.str_: "strings", bytes: "bytes", np.bytes_: "bytes"}
+
+
+def _shown(labels: Any) -> Any:
+    return labels.tolist() if isinstance(labels, np.ndarray) else labels
 
 
 def per_output_classes(classes: Any) -> list[np.ndarray]:
@@ -59,7 +104,7 @@ def per_output_classes(classes: Any) -> list[np.ndarray]:
     for index, labels in enumerate(classes):
         if isinstance(labels, (str, bytes)) or np.ndim(labels) != 1:
             raise ValueError(f"classes={_plain(classes)!r}: {expected}")
-        labels = np.unique(np.asarray(labels))
+        labels = sorted_labels(labels, f"classes[{index}]")
         if labels.size < 2:
             raise ValueError(f"classes[{index}]={labels.tolist()} must hold at least two labels")
         result.append(labels)

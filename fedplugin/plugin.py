@@ -47,7 +47,7 @@ from .round_state import RoundState
 from .rows import as_float, as_rows
 from .local_training import TaskReport, train_blocks
 from .ownership import mismatch
-from .outputs import per_output_classes, same_classes
+from .outputs import per_output_classes, same_classes, sorted_labels
 from .store import GlobalModel
 from .sync import SyncPolicy
 
@@ -106,7 +106,7 @@ class FederatedModelPlugin(WorkerPlugin):
         if classes is not None and adapter.multi_output and learns_classes:
             classes = per_output_classes(classes)  # one list of labels per output
         elif classes is not None:
-            classes = np.unique(np.asarray(classes))
+            classes = sorted_labels(classes)
             if classes.size < 2 and learns_classes:
                 raise ValueError(f"classes={classes.tolist()} must hold at least two labels")
             if not learns_classes:

@@ -5,7 +5,9 @@ message-queue consumer, ...) only as fast as the cluster trains them: at most
 ``max_blocks`` blocks are scattered and waiting at any time, so memory stays
 flat however long the stream. Each batch is validated before it is scattered;
 a bad batch stops the reading, everything read before it is still trained,
-and the error is raised at the end naming the batch.
+and the error is raised at the end naming the batch. An error raised by the
+stream itself (a broken queue) ends it the same way: an online service must
+not lose what it trained because its source failed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from distributed import Client
 from .blocks import BlockRef, check_numpy, scatter_blocks, split_rows
 from .outputs import shape_targets
 from .rows import concatenate
+from .wording import count, plural
 
 
 def rejected_batch_message(index: int, error: Exception) -> str:
@@ -42,6 +45,59 @@ def rejected_batch_message(index: int, error: Exception) -> str:
     else:
         before = f"the {index} batches before it were trained"
     return f"batch {index} of the stream was rejected: {error}; {before}"
+
+
+def source_failure_note(batches: int, rows: int) -> str:
+    """The note ``fit_stream`` adds to an error the stream raised after ``batches`` batches of ``rows`` rows.
+
+    Examples
+    --------
+    >>> source_failure_note(31, 15_500)
+    'fit_stream: the stream raised this after 31 batches (15,500 rows), which were trained: the global model and history keep them'
+    >>> source_failure_note(1, 500)
+    'fit_stream: the stream raised this after 1 batch (500 rows), which was trained: the global model and history keep it'
+    >>> source_failure_note(0, 0)
+    'fit_stream: the stream raised this before its first batch; nothing was trained'
+    """
+    if batches == 0:
+        return "fit_stream: the stream raised this before its first batch; nothing was trained"
+    which = "which was trained" if batches == 1 else "which were trained"
+    return (
+        f"fit_stream: the stream raised this after {count(batches, 'batch')} ({rows:,} {plural(rows, 'row')}), "
+        f"{which}: the global model and history keep {'it' if batches == 1 else 'them'}"
+    )
+
+
+def as_pair(batch: Any) -> tuple[Any, Any]:
+    """``batch`` as ``(X, y)``, or a ``TypeError`` saying what it is instead.
+
+    Examples
+    --------
+    >>> as_pair([np.zeros((2, 3)), np.zeros(2)])[1]
+    array([0., 0.])
+    >>> as_pair(np.zeros((500, 20)))
+    Traceback (most recent call last):
+    ...
+    TypeError: it is a numpy array of shape (500, 20); expected an (X, y) pair: fit_stream reads an iterable of (X, y) batches, such as a generator that yields X_batch, y_batch (one batch: fit_stream([(X, y)]))
+    >>> as_pair((1, 2, 3))
+    Traceback (most recent call last):
+    ...
+    TypeError: it is a tuple of 3 items; expected an (X, y) pair: fit_stream reads ...
+    """
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    if isinstance(batch, (tuple, list)):
+        what = f"a {type(batch).__name__} of {count(len(batch), 'item')}"
+    elif isinstance(batch, np.ndarray):
+        what = f"a numpy array of shape {batch.shape}"
+    elif hasattr(batch, "shape"):
+        what = f"a {type(batch).__name__} of shape {tuple(batch.shape)}"
+    else:
+        what = "None" if batch is None else f"a {type(batch).__name__}"
+    raise TypeError(
+        f"it is {what}; expected an (X, y) pair: fit_stream reads an iterable of (X, y) batches, such as "
+        "a generator that yields X_batch, y_batch (one batch: fit_stream([(X, y)]))"
+    )
 
 
 class StreamFeeder:
@@ -80,8 +136,13 @@ class StreamFeeder:
         multi_output: bool = False,
         n_outputs: int | None = None,
     ) -> None:
+        try:
+            self.iterator = iter(batches)
+        except TypeError:
+            raise TypeError(
+                f"batches of type {type(batches).__name__} is not iterable; expected an iterable of (X, y) batches"
+            ) from None
         self.client = client
-        self.iterator = iter(batches)
         self.max_blocks = max_blocks
         self.block_size = block_size
         self.n_features = n_features
@@ -89,21 +150,40 @@ class StreamFeeder:
         self.is_classifier = is_classifier
         self.multi_output, self.n_outputs = multi_output, n_outputs
         self.exhausted = False
+        #: Why the stream ended early: a rejected batch, or the stream's own error (raised by fit_stream).
         self.error: Exception | None = None
         self.batches_read = 0
+        self.rows_read = 0
         self._next_index = 0
         self._pending: tuple[Any, Any] | None = None
         self._buffer: list[tuple[np.ndarray, np.ndarray]] = []
         self._buffered = 0
 
     def peek(self) -> tuple[Any, Any] | None:
-        """The first batch, read ahead so the model can be initialised from it."""
+        """The next ``(X, y)`` batch, read ahead (the first initialises the model); ``None`` at the end.
+
+        A batch that is not a pair, or an error raised by the stream itself,
+        ends the stream here and is kept in :attr:`error`: everything read
+        before it is still trained.
+        """
         if self._pending is None and not self.exhausted:
             try:
-                self._pending = next(self.iterator)
+                batch = next(self.iterator)
             except StopIteration:
                 self.exhausted = True
+                return None
+            except Exception as exc:  # the source failed (a broken queue); an interrupt still rolls back
+                exc.add_note(source_failure_note(self.batches_read, self.rows_read))
+                self._stop(exc)
+                return None
+            try:
+                self._pending = as_pair(batch)
+            except TypeError as exc:
+                self._stop(TypeError(rejected_batch_message(self.batches_read, exc)))
         return self._pending
+
+    def _stop(self, error: Exception) -> None:
+        self.error, self.exhausted = error, True
 
     def outputs_of(self, batch: tuple[Any, Any]) -> int | None:
         """The number of outputs ``batch``'s ``y`` has (``None``: a single-output estimator)."""
@@ -139,12 +219,12 @@ class StreamFeeder:
                     multi_output=self.multi_output, n_outputs=self.n_outputs,
                 )
             except (ValueError, TypeError) as exc:
-                self.error = type(exc)(rejected_batch_message(self.batches_read, exc))
-                self.exhausted = True
+                self._stop(type(exc)(rejected_batch_message(self.batches_read, exc)))
                 break
             self._buffer.append((X, y))
             self._buffered += len(y)
             self.batches_read += 1
+            self.rows_read += len(y)
             if self._buffered >= self.block_size:
                 pairs.extend(self._cut(flush=False))
         if self.exhausted and self._buffered:

@@ -43,8 +43,9 @@ def test_history_keeps_the_latest_rounds_and_appends_every_round_to_a_file(clien
     assert json.loads(path.read_text().splitlines()[-1])["workers"] == list(coord.history[-1].workers)
 
 
-def test_a_failed_fit_rolls_back_a_trimmed_history(client, unique_name):
-    coord = coordinator(client, unique_name, history_limit=3)
+def test_a_failed_fit_rolls_back_a_trimmed_history(client, unique_name, tmp_path):
+    path = tmp_path / "rounds.jsonl"
+    coord = coordinator(client, unique_name, history_limit=3, history_file=path)
     coord.fit_stream(batches(6))
     before = list(coord.history)
 
@@ -56,6 +57,8 @@ def test_a_failed_fit_rolls_back_a_trimmed_history(client, unique_name):
         coord.fit_stream(failing())
     assert list(coord.history) == before and coord.history.recorded == len(before) + coord.history.forgotten
     assert coord.history[-1].round == coord.rounds
+    # the file loses the rolled-back rounds too: it tells the stored model's history
+    assert pd.read_json(path, lines=True)["round"].tolist() == list(range(1, coord.rounds + 1))
 
 
 def test_history_limit_is_checked():

@@ -8,6 +8,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 from fedplugin import Coordinator, EveryNBatches, FederatedModelPlugin
+from fedplugin.checkpoint import load_checkpoint
 
 
 @pytest.fixture
@@ -76,6 +77,46 @@ def test_fit_stream_bad_batch_trains_everything_before_it(client, data):
     with pytest.raises(ValueError, match="batch 12 of the stream was rejected: .*NaN.*12 batches before it were trained"):
         coord.fit_stream(batches(X, y, 1000))
     assert coord.history[-1].total_samples == 12_000
+
+
+def test_fit_stream_keeps_what_it_trained_when_the_stream_fails(client, data, tmp_path):
+    X, y = data
+    log, saved = tmp_path / "rounds.jsonl", tmp_path / "checkpoint"
+    coord = coordinator(client, sync=EveryNBatches(4), block_size=1000, history_file=log, checkpoint=saved)
+
+    def failing():
+        yield from batches(X[:12_500], y[:12_500], 500)
+        raise ConnectionError("broker went away")
+
+    with pytest.raises(ConnectionError, match="broker went away") as caught:
+        coord.fit_stream(failing())
+    assert caught.value.__notes__ == [
+        "fit_stream: the stream raised this after 25 batches (12,500 rows), which were trained: "
+        "the global model and history keep them"
+    ]
+    assert coord.history[-1].total_samples == 12_500 and coord.rounds == len(coord.history) >= 3
+    # the stored model, the history file and the checkpoint all keep the stream's rounds
+    with Coordinator(client, coord.name, progress=False) as fresh:
+        assert fresh.version == coord.version
+    assert len(log.read_text().splitlines()) == coord.rounds
+    assert load_checkpoint(saved).global_model.version == coord.version
+
+
+@pytest.mark.parametrize(
+    "stream, what",
+    [
+        (lambda X, y: iter([X[:500], X[500:1000]]), r"a numpy array of shape \(500, 20\)"),
+        (lambda X, y: iter([(X[:500], y[:500], None)]), "a tuple of 3 items"),
+        (lambda X, y: (X[:500], y[:500]), r"a numpy array of shape \(500, 20\)"),  # one (X, y), not a stream of them
+    ],
+    ids=["bare arrays", "triples", "one pair"],
+)
+def test_fit_stream_says_a_batch_is_not_a_pair(client, data, stream, what):
+    X, y = data
+    coord = coordinator(client)
+    with pytest.raises(TypeError, match=rf"batch 0 of the stream was rejected: it is {what}; expected an \(X, y\) pair"):
+        coord.fit_stream(stream(X, y))
+    assert coord.version == -1
 
 
 def test_fit_stream_needs_classes_and_data(client, data):

@@ -155,6 +155,12 @@ def test_wrong_constructor_arguments(shared_client, unique_name):
 def test_plugin_refuses_bad_configuration():
     with pytest.raises(ValueError, match="at least two labels"):
         FederatedModelPlugin(SGDClassifier(), classes=[1])
+    # labels scikit-learn cannot sort or compare (np.asarray made [0, "a"] into ["0", "a"])
+    with pytest.raises(ValueError, match=r"classes=\[0, 'a'\] mixes numbers and strings"):
+        FederatedModelPlugin(SGDClassifier(), classes=[0, "a"])
+    for labels, shown in [([0, None], r"\[0, None\] holds None"), ([0, float("nan")], r"\[0, nan\] holds NaN")]:
+        with pytest.raises(ValueError, match=f"classes={shown}; expected labels that are all numbers or all strings"):
+            FederatedModelPlugin(SGDClassifier(), classes=labels)
     from sklearn.linear_model import SGDRegressor
 
     with pytest.raises(ValueError, match="regressor; expected classes=None"):
