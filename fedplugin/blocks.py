@@ -31,7 +31,7 @@ from .checks import check_number
 from .dask_parts import LazyPart, array_parts, collection_parts, frame_parts
 from .input_kinds import input_kind, mixed_input_message
 from .outputs import check_columns, check_labels, find_classes, find_classes_dask, frame_targets, is_per_output, shape_targets
-from .rows import as_float, as_rows, check_numbers, is_items, n_columns, row_kind
+from .rows import as_float, as_rows, check_number_columns, check_numbers, is_items, n_columns, row_kind
 from .wording import count
 
 try:  # pandas and dask.dataframe are optional
@@ -217,6 +217,7 @@ def check_numpy(
     multi_output: bool = False, n_outputs: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """Validate in-memory ``X``, ``y``; return them as numpy arrays, with the classes (per column: ``multi_output``)."""
+    dtypes = X.dtypes if pd is not None and isinstance(X, pd.DataFrame) else None  # to name a bad column
     X, y = as_rows(X), _to_numpy(y)
     if X.ndim != 2 and not is_items(X):
         raise ValueError(
@@ -228,6 +229,8 @@ def check_numpy(
         raise ValueError(f"X has {count(X.shape[0], 'sample')} but y has {y.shape[0]}; expected the same")
     _check_empty(X.shape[0])
     _check_features(n_columns(X), n_features)
+    if dtypes is not None:
+        check_number_columns(dtypes, "X")
     if not is_items(X):
         check_numbers(X, "X")
     if is_classifier:
@@ -303,6 +306,8 @@ def _prepare_dask_dataframe(client, X, y, n_features, classes, is_classifier, ou
         raise ValueError("X and y have different divisions; expected the same partitions")
     n_found = 1 if texts else len(X.columns)
     _check_features(n_found, n_features)
+    if not texts:
+        check_number_columns(X.dtypes, "X")  # known from the meta: nothing is computed
     if is_classifier and classes is None:
         classes = find_classes_dask(y) if outputs["multi_output"] else np.sort(np.asarray(y.unique().compute()))
     x_parts = collection_parts(client, X, frame_parts)

@@ -108,6 +108,7 @@ def _model_document(model: GlobalModel, arrays: dict[str, np.ndarray]) -> dict[s
         "classes": _encode(model.classes, "global_model/classes", arrays),
         "extra": _encode(dict(model.extra), "global_model/extra", arrays),
         "n_outputs": model.n_outputs,
+        "feature_names": _encode(model.feature_names, "global_model/feature_names", arrays),
     }
 
 
@@ -236,8 +237,17 @@ class _Decoder:
         return GlobalModel(
             version=doc["version"], params=params, n_features=doc["n_features"], classes=classes,
             rounds=doc["rounds"], extra=self.decode(doc["extra"]), estimator=doc["estimator"],
-            n_outputs=n_outputs,
+            n_outputs=n_outputs, feature_names=self._feature_names(doc),
         )
+
+    def _feature_names(self, doc: dict[str, Any]) -> np.ndarray | None:
+        """The model's feature names: one str per feature, or ``None`` (also when written before they were kept)."""
+        names = self.decode(doc.get("feature_names"))
+        if names is not None and not (
+            isinstance(names, np.ndarray) and names.shape == (doc["n_features"],) and all(isinstance(n, str) for n in names)
+        ):
+            raise CheckpointContentError(f"{self.where}: feature_names is {names!r}, not {doc['n_features']} str names or null")
+        return names
 
     def round(self, fields: Any) -> Round:
         values = self.decode(fields)

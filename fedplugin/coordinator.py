@@ -27,7 +27,7 @@ from sklearn.exceptions import NotFittedError
 from . import store
 from .adapters import adapter_for
 from .aggregation import WeightedMean, as_aggregator
-from .blocks import TrainingData, prepare
+from .blocks import DataDoesNotFitModel, TrainingData, prepare
 from .checkpoint_format import check_storable
 from .checks import check_number
 from .checkpointing import CheckpointMixin
@@ -283,6 +283,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
                 raise ValueError(f"y=None: a {type(self.estimator).__name__} learns targets; expected fit(X, y)")
             y = placeholder_targets(X)
         with explain_mismatch(self.name, self.version):
+            names = self._feature_names_of(X, DataDoesNotFitModel)  # checked first, as scikit-learn does
             data = prepare(
                 self.client, X, y, block_size=self.block_size, n_features=self.n_features,
                 classes=self._classes_for_validation(), is_classifier=self._kind == "classifier",
@@ -293,7 +294,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         with self._rollback_on_error():
             if self._global is None:
                 draw = partial(sample_blocks, self.client, data.blocks, n_samples=data.n_samples)
-                self._initialize(data.n_features, data.classes, draw, data.n_outputs)
+                self._initialize(data.n_features, data.classes, draw, data.n_outputs, names)
             self._ensure_workers_current()
             self._run(BlockSource.from_data(data, epochs, self._workers()), data.n_samples and data.n_samples * epochs)
         return self
@@ -343,7 +344,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         feed = StreamFeeder(
             self.client, batches, max_blocks=max_blocks_in_flight, block_size=self.block_size,
             n_features=self.n_features, classes=classes, is_classifier=self._kind == "classifier",
-            multi_output=self.adapter.multi_output, n_outputs=self._n_outputs(),
+            multi_output=self.adapter.multi_output, n_outputs=self._n_outputs(), check_names=partial(self._feature_names_of, error=DataDoesNotFitModel),
         )
         with explain_mismatch(self.name, self.version):
             first = feed.peek()
@@ -352,7 +353,8 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
         check_accepted(self.estimator, row_kind(as_rows(first[0])), None)
         with self._rollback_on_error():
             if self._global is None:
-                self._initialize(n_columns(as_rows(first[0])), classes, partial(sample_batch, first[0]), feed.outputs_of(first))
+                names = self._feature_names_of(first[0])  # the first batch's, recorded
+                self._initialize(n_columns(as_rows(first[0])), classes, partial(sample_batch, first[0]), feed.outputs_of(first), names)
                 feed.n_features, feed.n_outputs = self._global.n_features, self._global.n_outputs
             self._ensure_workers_current()
             self._run(StreamSource(feed, self._workers()), None)

@@ -24,6 +24,7 @@ from .deploy import resolve_plugin
 from .open_rounds import OpenRound
 from .outputs import n_outputs_of
 from .exchange import close_round
+from .feature_names import check_feature_names, feature_names as names_of, with_feature_names
 from .predicting import apply_dask, score_dask
 from .replacement import replacement
 from .rows import as_float, as_rows, is_items, n_columns
@@ -57,14 +58,42 @@ class GlobalModelMixin:
             Nothing is published then.
         """
         record = replacement(model, self.estimator, self.adapter, self._classes_for_validation(), self._global, self.name)
-        self._publish(replace(record, version=self.version + 1, rounds=self.rounds))
+        names = getattr(model, "feature_names_in_", None)  # a pipeline's: its first step's, if any
+        names = None if names is None else np.asarray(names, dtype=object)
+        self._publish(replace(record, version=self.version + 1, rounds=self.rounds, feature_names=names))
         self._autosave()
         return self.version
 
-    def _initialize(self, n_features: int, classes: Any, draw: Draw, n_outputs: int | None = None) -> None:
-        """Publish the first global model; ``draw`` samples the data if the adapter wants some."""
+    def _initialize(
+        self, n_features: int, classes: Any, draw: Draw, n_outputs: int | None = None, feature_names: np.ndarray | None = None
+    ) -> None:
+        """Publish the first global model; ``draw`` samples the data if the adapter wants some.
+
+        ``feature_names``: the first ``X``'s column names (see :mod:`fedplugin.feature_names`).
+        """
         model = initial_model(self.adapter, self.estimator, n_features, classes, draw, n_outputs)
-        self._publish(GlobalModel(0, self.adapter.get_params(model), n_features, classes, 0, n_outputs=n_outputs))
+        params = self.adapter.get_params(model)
+        self._publish(GlobalModel(0, params, n_features, classes, 0, n_outputs=n_outputs, feature_names=feature_names))
+
+    @property
+    def feature_names(self) -> np.ndarray | None:
+        """The column names the global model was first trained on (``None``: none, or no model yet).
+
+        Recorded from a pandas or dask DataFrame whose column names are all
+        strings; every later ``X`` must have the same names in the same order.
+        The global model has them as ``feature_names_in_``.
+        """
+        return None if self._global is None else self._global.feature_names
+
+    def _feature_names_of(self, X: Any, error: type = ValueError) -> np.ndarray | None:
+        """``X``'s feature names, checked against the global model's (raise ``error`` if they differ).
+
+        Before the first fit there is nothing to check: the names are returned to be recorded.
+        """
+        found = names_of(X)
+        if self._global is not None:
+            check_feature_names(found, self._global.feature_names, type(self.estimator).__name__, error=error)
+        return found
 
     def _n_outputs(self) -> int | None:
         """The outputs ``y`` must have: the global model's, else one per list of classes (``None``: any, or 1-d)."""
@@ -90,7 +119,8 @@ class GlobalModelMixin:
         self._cached_global()
         # Built afresh from the parameters, not deep-copied: a Birch's linked
         # leaves would exceed Python's recursion limit in deepcopy.
-        return self._build(self._cache[2])
+        record = self._cache[2]
+        return with_feature_names(self._build(record), record.feature_names)
 
     def predict(self, X: Any, *, model: str = "global") -> Any:
         """Label ``X``: numpy in, numpy out; dask in, dask out.
@@ -116,7 +146,8 @@ class GlobalModelMixin:
     def score(self, X: Any, y: Any) -> float:
         """The global model's ``score``: accuracy (classifiers), R² (regressors), or the
         estimator's own score (e.g. negative inertia for k-means)."""
-        model = self._cached_global()
+        model = self._cached_global()  # without feature names: it is given numpy arrays, checked here
+        self._feature_names_of(X)
         if is_dask_collection(X):
             return score_dask(model, X, y)
         return float(model.score(as_float(as_rows(X)), np.asarray(y)))
@@ -166,6 +197,7 @@ class GlobalModelMixin:
         self._check_fitted()
         if not hasattr(self.estimator, method):
             raise AttributeError(f"{type(self.estimator).__name__} has no {method}")
+        self._feature_names_of(X)
         if is_dask_collection(X):
             if model == "local":
                 raise ValueError("model='local' labels numpy batches on one worker; pass a numpy array")
@@ -197,7 +229,11 @@ class GlobalModelMixin:
         """Copies of every worker's local model, by worker address."""
         self._check_fitted()
         answers = self.client.run(tasks.local_model, self.name)
-        return {worker: self.adapter.build(self.estimator, self._global, params, state) for worker, (params, state) in answers.items()}
+        names = self._global.feature_names
+        return {
+            worker: with_feature_names(self.adapter.build(self.estimator, self._global, params, state), names)
+            for worker, (params, state) in answers.items()
+        }
 
     def worker_states(self) -> dict[str, dict[str, Any]]:
         """Each worker's model version, parameters and sample counters."""

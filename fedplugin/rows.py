@@ -35,7 +35,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 
-from .wording import count
+from .wording import count, plural
 
 try:  # pandas is optional, as in blocks.py
     import pandas as pd
@@ -95,6 +95,40 @@ def check_numbers(X: Any, label: str) -> None:
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         where = "a stored value" if sp.issparse(X) else f"index {np.argwhere(~np.isfinite(values))[0].tolist()}"
         raise ValueError(f"{label} contains NaN or infinite values (first at {where}); expected finite numbers")
+
+
+def check_number_columns(dtypes: Any, label: str) -> None:
+    """Refuse a DataFrame (pandas or dask) whose columns are not all real numbers, naming them.
+
+    ``dtypes`` is the frame's ``dtypes``; a dask DataFrame knows them without
+    computing. Numbers are numpy's integer and floating dtypes, as for arrays
+    (:func:`check_numbers`): strings, objects, booleans, categories and
+    nullable extension types are refused.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_number_columns(pd.DataFrame({"a": [1.0], "b": [True], "c": [False]}).dtypes, "X")
+    Traceback (most recent call last):
+    ...
+    TypeError: X has columns ['b', 'c'] of dtype bool; expected real numbers in every column (convert them, e.g. X.astype({'b': float}) or pd.get_dummies for categories)
+    """
+    bad = {column: dtype for column, dtype in dtypes.items() if not _real_number_dtype(dtype)}
+    if not bad:
+        return
+    by_dtype: dict[str, list[Any]] = {}
+    for column, dtype in bad.items():
+        by_dtype.setdefault(str(dtype), []).append(column)
+    found = ", ".join(f"{plural(len(cols), 'column')} {cols} of dtype {dtype}" for dtype, cols in by_dtype.items())
+    first = next(iter(bad))
+    raise TypeError(
+        f"{label} has {found}; expected real numbers in every column (convert them, e.g. "
+        f"{label}.astype({{{first!r}: float}}) or pd.get_dummies for categories)"
+    )
+
+
+def _real_number_dtype(dtype: Any) -> bool:
+    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
 
 
 def check_accepted(estimator: BaseEstimator, rows: str, n_samples: int | None) -> None:

@@ -69,6 +69,10 @@ class GlobalModel:
         Workers still training when the round that made this version closed
         (see :mod:`fedplugin.stragglers`): none of their progress is in it, so
         they keep it. Not saved in checkpoints.
+    feature_names : ndarray of str or None
+        The column names of the DataFrame the model was first trained on
+        (see :mod:`fedplugin.feature_names`), ``None`` without names (and for
+        every model stored before fedplugin recorded them).
     """
 
     version: int
@@ -80,6 +84,7 @@ class GlobalModel:
     estimator: str = ""
     n_outputs: int | None = None
     late: tuple[str, ...] = ()
+    feature_names: np.ndarray | None = None
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -121,6 +121,9 @@ class StreamFeeder:
     multi_output : bool
         Whether batches carry a 2-d ``y``, of ``n_outputs`` columns when known.
     n_outputs : int or None
+    check_names : callable, optional
+        Called with each batch's ``X`` before it is validated; raises for
+        feature names other than the model's (see :mod:`fedplugin.feature_names`).
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class StreamFeeder:
         is_classifier: bool,
         multi_output: bool = False,
         n_outputs: int | None = None,
+        check_names: Callable[[Any], Any] | None = None,
     ) -> None:
         try:
             self.iterator = iter(batches)
@@ -149,6 +153,7 @@ class StreamFeeder:
         self.classes = classes
         self.is_classifier = is_classifier
         self.multi_output, self.n_outputs = multi_output, n_outputs
+        self.check_names = check_names
         self.exhausted = False
         #: Why the stream ended early: a rejected batch, or the stream's own error (raised by fit_stream).
         self.error: Exception | None = None
@@ -214,6 +219,8 @@ class StreamFeeder:
                 break
             try:
                 X, y = batch
+                if self.check_names is not None:
+                    self.check_names(X)  # once per batch, from its columns
                 X, y, _ = check_numpy(
                     X, y, n_features=self.n_features, classes=self.classes, is_classifier=self.is_classifier,
                     multi_output=self.multi_output, n_outputs=self.n_outputs,

@@ -168,6 +168,20 @@ def test_the_pickle_format_stores_anything_and_loads_only_when_trusted(tmp_path)
     assert [p.suffix for p in path.iterdir() if p.name.startswith("state-")] == [".npz"]
 
 
+def test_feature_names_round_trip_and_older_checkpoints_without_them_load(tmp_path):
+    model = trained_model(SGDClassifier())
+    model.feature_names = np.array(["a", "b", "c", "d"], dtype=object)
+    path = save_checkpoint(tmp_path / "ckpt", model, [], SGDClassifier())
+    names = load_checkpoint(path).global_model.feature_names
+    assert names.dtype == object and names.tolist() == ["a", "b", "c", "d"]
+    members = _members(path)  # as a fedplugin that kept no names wrote it
+    document = json.loads(members.pop(DOCUMENT))
+    del document["global_model"]["feature_names"]
+    members = {name: data for name, data in members.items() if "feature_names" not in name}
+    _replace_state(path, _zip({**members, DOCUMENT: json.dumps(document)}))
+    assert load_checkpoint(path).global_model.feature_names is None
+
+
 # ------------------------------------------------------------------ hostile files
 class Hostile:
     """Unpickling it creates the file ``marker``: stands for any code an attacker chooses."""

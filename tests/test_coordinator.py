@@ -200,7 +200,7 @@ def test_dask_dataframe_input(client, classification_data):
     coord.fit(ddf.drop(columns="target"), ddf["target"])
     assert sum(r.samples for r in coord.history) == len(X)
     np.testing.assert_array_equal(coord.global_model().classes_, [0, 1])
-    predictions = coord.predict(X[:10])
+    predictions = coord.predict(frame.drop(columns="target")[:10])  # with the names it was fitted with
     assert predictions.shape == (10,)
 
 

@@ -107,6 +107,25 @@ def test_dask_input_and_pipeline(default_client, classification_data):
     assert scores.mean() > 0.55  # chance is 0.5; this data is hard for one-pass SGD
 
 
+def test_a_dask_dataframe_gives_the_model_its_feature_names(default_client):
+    import warnings
+
+    import dask.dataframe as dd
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    dX, dy = dd.from_pandas(X, npartitions=2), dd.from_pandas(pd.Series((X["a"] > 0).astype(int)), npartitions=2)
+    model = FederatedEstimator(SGDClassifier(random_state=0), classes=[0, 1]).fit(dX, dy)
+    assert model.estimator_.feature_names_in_.tolist() == ["a", "b", "c"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # blocks reach the named model as frames of its names: no warning per block
+        assert model.score(dX, dy) > 0.8
+        assert model.predict(dX).compute().shape == (400,)
+    with pytest.raises(ValueError, match="in another order"):
+        model.predict(dX[["c", "b", "a"]])
+
+
 def test_needs_a_client():
     """Without any client, fit says how to get one (in a fresh interpreter: no default client)."""
     code = (

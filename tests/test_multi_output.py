@@ -79,7 +79,7 @@ def test_a_multi_output_regressor_learns_every_output_like_one_process(shared_cl
 def test_a_stream_and_a_dask_dataframe_train_several_outputs(shared_client, unique_name):
     X, Y, _ = data(400)
     estimator = MultiOutputClassifier(GaussianNB())
-    batches = [(X[s : s + 50], Y[s : s + 50]) for s in range(0, 200, 50)]
+    batches = [(pd.DataFrame(X[s : s + 50], columns=["a", "b", "c"]), Y[s : s + 50]) for s in range(0, 200, 50)]
     frame = pd.DataFrame(np.column_stack([X[200:], Y[200:]]), columns=["a", "b", "c", "y0", "y1"])
     frame = dd.from_pandas(frame, npartitions=2)
     with federated_session(shared_client, estimator, classes=[[0, 1], [3, 5, 7]], name=unique_name, block_size=BLOCK, progress=False) as coord:

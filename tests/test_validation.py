@@ -257,3 +257,52 @@ def test_sgd_passive_aggressive_refused_before_scikit_learn_1_8():
     model = CandidateSet(members).partial_fit(X, y, classes=[0, 1])
     assert model.failed_.tolist() == [False, True]
     assert "only from scikit-learn 1.8" in model.errors_[1]
+
+
+# ---------------------------------------- DataFrames: feature names and column dtypes
+def test_feature_names_are_recorded_and_checked_before_training(shared_client, unique_name):
+    import dask.dataframe as dd
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    reordered = frame[list("dcba")]
+    with federated_session(
+        shared_client, SGDClassifier(random_state=0), classes=[0, 1], name=unique_name, block_size=200, progress=False
+    ) as coord:
+        coord.fit(frame, y)
+        model = coord.global_model()
+        assert model.feature_names_in_.tolist() == list("abcd")  # as scikit-learn's own fit(frame, y) sets
+        np.testing.assert_array_equal(model.predict(frame), coord.predict(frame))
+        before = snapshot(coord)
+        order = r"in another order, \['d', 'c', 'b', 'a'\]; expected \['a', 'b', 'c', 'd'\]"
+        for use in (coord.predict, coord.decision_function, lambda X: coord.score(X, y), lambda X: coord.fit(X, y)):
+            with pytest.raises(ValueError, match=order):
+                use(reordered)
+        renamed = dd.from_pandas(frame.rename(columns={"d": "e"}), npartitions=2)
+        with pytest.raises(ValueError, match=r"unseen at fit time: \['e'\]; missing: \['d'\]"):
+            coord.fit(renamed, dd.from_pandas(pd.Series(y), npartitions=2))
+        assert_unchanged(coord, before)
+        with pytest.raises(ValueError, match="batch 1 of the stream was rejected: X has the model's feature names in another order"):
+            coord.fit_stream(iter([(frame[:300], y[:300]), (reordered[300:], y[300:])]))
+        assert coord.version > before["version"]  # batch 0 was trained
+        with pytest.warns(UserWarning, match="X does not have valid feature names, but SGDClassifier was fitted with feature names"):
+            coord.predict(X)
+
+
+def test_string_columns_are_refused_for_pandas_and_dask_dataframes_alike(trained):
+    import dask.dataframe as dd
+    import pandas as pd
+
+    coord, X, y = trained
+    before = snapshot(coord)
+    frame = pd.DataFrame(X[:400])  # integer column names: no feature names, as the model was fitted
+    words, numbers = frame.assign(**{"3": 0}), frame.copy()
+    words[3], numbers[3] = np.where(frame[3] > 0, "high", "low"), frame[3].map("{:.3f}".format)
+    for strings in (words.drop(columns="3"), numbers):
+        for X_, y_ in ((strings, y[:400]), (dd.from_pandas(strings, npartitions=2), dd.from_pandas(pd.Series(y[:400]), npartitions=2))):
+            with pytest.raises(TypeError, match=r"X has column \[3\] of dtype \w+; expected real numbers"):
+                coord.fit(X_, y_)
+    assert_unchanged(coord, before)
