@@ -216,7 +216,9 @@ def test_parameters_never_cross_the_client(shared_client, unique_name):
         params = 20 * 2000 * 8 + 20 * 8
         assert len(coord.history) == 4
         for record in coord.history:
-            assert record.bytes_up >= 2 * params and record.bytes_down >= 2 * params
+            # One update pulled per worker that trained in the round (on a loaded machine both
+            # blocks of a round may go to one worker); the new model pushed to both.
+            assert record.bytes_up >= len(record.workers) * params and record.bytes_down >= 2 * params
             assert 0 < record.client_bytes < 16_000, "task messages, reports and the summary only"
             assert record.combine_seconds > 0
 
