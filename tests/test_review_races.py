@@ -43,7 +43,7 @@ def test_retry_on_a_worker_holding_the_old_version_combines_a_second_model(share
     np.testing.assert_array_equal(stored.params["class_count_"], first.params["class_count_"])
 
 
-def _faults(name, base, dropper, marker, dask_worker=None):
+def _faults(name, base, dropper, marker, push_to="all", dask_worker=None):
     """On every worker: the worker that stores version base+1 pushes it to the others, then dies
     (once: O_EXCL marker). On ``dropper``: the push of version ``base`` is missed."""
     from distributed.protocol import to_serialize
@@ -69,8 +69,9 @@ def _faults(name, base, dropper, marker, dask_worker=None):
             except FileExistsError:
                 return stored
             model = GlobalModel.from_bytes(payload).for_workers()
-            for other in await st.worker_addresses_from(worker):
-                if other != worker.address:
+            others = [w for w in await st.worker_addresses_from(worker) if w != worker.address]
+            for other in (others if push_to == "all" else others[-1:]):
+                if other:
                     await worker.rpc(other).fedplugin_forward(name=name, model=to_serialize(model), targets=[other])
             os._exit(1)  # the nanny restarts it
         return stored
@@ -101,5 +102,29 @@ def test_push_again_forgets_the_first_attempts_missing_workers(tmp_path, die):
         assert (tmp_path / "died").exists(), "the aggregator died after storing"
         model = coord.global_model()
         print("retrained", [(r.round, r.retrained_blocks) for r in coord.history])
+        print("history samples", sum(r.samples for r in coord.history), "model counts", model.class_count_.sum())
+        np.testing.assert_array_equal(model.class_count_, [np.sum(y == c) for c in range(3)])
+
+
+@pytest.mark.timeout(180)
+def test_retry_recombines_a_round_some_workers_already_merged(tmp_path):
+    """4 workers A < B < C < D. Round `base`'s aggregator A stores base+1, pushes it to D only, dies.
+    The retry runs on B or C (both hold version base, no server state): it combines a second
+    base+1 without A (dead) and D (its update was merged into the first base+1: none left), stores
+    it over the first. D keeps the first base+1, whose counts include A's and D's round: their
+    blocks are trained again (missing) and D's later updates carry them a second time."""
+    X, y = counts_data()
+    base = 2
+    with LocalCluster(n_workers=4, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(4)
+        name = "recombine"
+        plugin = FederatedModelPlugin(MultinomialNB(), classes=[0, 1, 2], name=name)
+        client.register_plugin(plugin)
+        client.run(_faults, name, base, None, str(tmp_path / "died"), "last")
+        coord = Coordinator(client, plugin, sync=EveryNBatches(8), block_size=500, overlap=True, progress=False)
+        coord.fit(X, y)
+        assert (tmp_path / "died").exists(), "the aggregator died after storing"
+        model = coord.global_model()
+        print("retrained", [(r.round, r.retrained_blocks, r.workers) for r in coord.history])
         print("history samples", sum(r.samples for r in coord.history), "model counts", model.class_count_.sum())
         np.testing.assert_array_equal(model.class_count_, [np.sum(y == c) for c in range(3)])
