@@ -128,3 +128,43 @@ def test_retry_recombines_a_round_some_workers_already_merged(tmp_path):
         print("retrained", [(r.round, r.retrained_blocks, r.workers) for r in coord.history])
         print("history samples", sum(r.samples for r in coord.history), "model counts", model.class_count_.sum())
         np.testing.assert_array_equal(model.class_count_, [np.sum(y == c) for c in range(3)])
+
+
+def _receive(name, model, dask_worker=None):
+    dask_worker.plugins[name].receive(model)
+    return dask_worker.plugins[name].rounds.version
+
+
+@pytest.mark.timeout(240)
+def test_tree_retry_fails_when_a_head_merged_the_first_model(shared_client, unique_name):
+    """The reduction-tree variant: the retry runs on A (holding v), the head B of another group
+    already merged the first attempt's v+1: B's _reference finds v+1 and raises, so the retry
+    fails the round instead of pushing the stored v+1 again. (fan_in=2 and two unreachable
+    addresses make a tree of [A, F0] and [B, F1] out of two workers.)"""
+    from sklearn.linear_model import SGDRegressor
+
+    client = shared_client
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(4000, 3)), rng.normal(size=4000)
+    plugin = FederatedModelPlugin(SGDRegressor(random_state=0), name=unique_name)
+    client.register_plugin(plugin)
+    coord = Coordinator(client, plugin, sync=EveryNBatches(4), block_size=500, overlap=False, progress=False)
+    coord.fit(X, y)
+    v = coord.version
+    a, b = sorted(client.scheduler_info()["workers"])
+    host = a.rsplit(":", 1)[0]
+    a_port, b_port = a.rsplit(":", 1)[1], b.rsplit(":", 1)[1]
+    f0 = next(f"{host}:{p}" for p in range(1, 1000) if a_port < str(p) < b_port and str(p) != a_port)
+    f1 = next(f"{host}:{p}" for p in range(1, 1000) if str(p) > b_port)
+    members = sorted([a, b, f0, f1])
+    assert [g[0] for g in __import__("fedplugin").reduction.groups_of(members, 2)] == [a, b], members
+    held = store.fetch(client, unique_name)
+    first = replace(held, version=v + 1, rounds=held.rounds + 1, params={k: x + 1 for k, x in held.params.items()})
+    store.put(client, first, unique_name)
+    assert client.run(_receive, unique_name, first.for_workers(), workers=[b])[b] == v + 1
+    answer = client.run(exchange.close_round, unique_name, v, members, coord.aggregator, True, fan_in=2,
+                        workers=[a], on_error="return")[a]
+    print("answer:", repr(answer))
+    assert not isinstance(answer, BaseException), answer
+    assert answer.version == v + 1
+    np.testing.assert_array_equal(store.fetch(client, unique_name).params["coef_"], first.params["coef_"])
