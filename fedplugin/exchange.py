@@ -158,6 +158,7 @@ async def close_round(
 
 
 def _checked_fan_in(fan_in: int | None) -> int:
+    """``fan_in``, :data:`FAN_IN` for ``None``; anything but an int >= 2 is refused."""
     fan_in = FAN_IN if fan_in is None else fan_in
     if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 2:
         raise ValueError(f"fan_in={fan_in!r} cannot make a reduction tree; expected an int >= 2")
