@@ -88,8 +88,9 @@ def test_reduction_tree_head_holding_the_stored_model_ends_in_pushing_it(shared_
     v = coord.version
     a, b = sorted(client.scheduler_info()["workers"])
     host, a_port, b_port = a.rsplit(":", 1)[0], a.rsplit(":", 1)[1], b.rsplit(":", 1)[1]
-    f0 = next(f"{host}:{p}" for p in range(1, 1000) if a_port < str(p) < b_port)  # sorts between A and B
-    f1 = next(f"{host}:{p}" for p in range(1, 1000) if str(p) > b_port)
+    # Addresses sort as strings: the lowest port that sorts between A's and B's, and one after B's.
+    f0 = next(f"{host}:{p}" for p in range(1, 65536) if a_port < str(p) < b_port)
+    f1 = next(f"{host}:{p}" for p in range(1, 65536) if str(p) > b_port)
     members = sorted([a, b, f0, f1])
     assert [group[0] for group in groups_of(members, 2)] == [a, b], members
     first = store_first_attempt(client, unique_name, v, combined=[a, b], bump=1.0)
