@@ -298,7 +298,7 @@ class RoundEngine(RecoveryMixin, LateRoundsMixin):
         call = self.client.run(
             exchange.close_round, self.coord.name, rnd.base, participants, self.coord.aggregator,
             codec=self.coord.compression, late=tuple(rnd.late), staleness_exponent=self._staleness_exponent,
-            trigger=rnd.trigger, workers=[aggregator], on_error="return", asynchronous=True,
+            trigger=rnd.trigger, retry=attempt > 0, workers=[aggregator], on_error="return", asynchronous=True,
         )
         closing = Closing(rnd, attempt, aggregator, asyncio.run_coroutine_threadsafe(call, self.client.loop.asyncio_loop))
         started = time.perf_counter()

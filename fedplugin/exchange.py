@@ -13,7 +13,9 @@ event loop (no thread slot needed, so it never waits behind a training task):
 2. combines them with :func:`~fedplugin.rounds.next_global` (the partial
    means with :func:`~fedplugin.reduction.next_global_from`);
 3. stores the new global model on the scheduler (for restarting workers, and
-   so that a retry after this worker died pushes the same model again);
+   so that a retry after this worker died pushes the same model again): the
+   store keeps only the first version ``b + 1`` it is given, so a round is
+   never combined twice;
 4. pushes it to every worker through ``fedplugin_forward``, as a fan-out tree
    when there are many workers: each worker it sends to forwards the model to
    its share of the rest.
@@ -38,7 +40,7 @@ from .reduction import (
 )
 from .rounds import next_global
 from .store import GlobalModel
-from .stragglers import STALENESS_EXPONENT, discount_stale
+from .stragglers import STALENESS_EXPONENT
 
 #: Workers one worker sends a new global model to directly; the rest get it from them.
 FAN_OUT = 8
@@ -98,7 +100,7 @@ class RoundSummary:
 async def close_round(
     name: str, base: int, participants: list[str], rule: Any, current: bool = False, codec: Codec | None = None,
     late: tuple[str, ...] = (), staleness_exponent: float = STALENESS_EXPONENT, trigger: str | None = None,
-    fan_in: int | None = None, dask_worker: Any = None,
+    fan_in: int | None = None, retry: bool = False, dask_worker: Any = None,
 ) -> RoundSummary:
     """``client.run`` on the aggregating worker: round ``base`` becomes version ``base + 1``.
 
@@ -110,17 +112,16 @@ async def close_round(
     where it is discounted by its staleness with ``staleness_exponent``.
     ``trigger``: what ended the round, for the rule (see :func:`~fedplugin.rounds.next_global`).
     ``fan_in``: the reduction tree's group size (default :data:`FAN_IN`).
+    ``retry``: an earlier attempt's worker was lost, so the store (not this
+    worker's copy) says whether that attempt stored version ``base + 1``; if
+    one did, that model is pushed again and its record returned, never a second one.
     """
-    fan_in = FAN_IN if fan_in is None else fan_in
-    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 2:
-        raise ValueError(f"fan_in={fan_in!r} cannot make a reduction tree; expected an int >= 2")
+    fan_in = _checked_fan_in(fan_in)
     loop = asyncio.get_running_loop()
     start = loop.time()
     plugin = dask_worker.plugins[name]
-    reference = await _round_model(dask_worker, name, base)
-    if reference.version == base + 1:
-        # An earlier attempt stored this round's model, then its worker was lost
-        # while pushing it: push the stored model again, never a second one.
+    reference = await _round_model(dask_worker, name, base, stored=retry)
+    if reference.version == base + 1:  # an earlier attempt stored it, then was lost while pushing it
         return await _push_again(name, reference, participants, dask_worker, start)
     weighting = splittable(rule, plugin.adapter) if len(groups_of(participants, fan_in)) > 1 else None
     if weighting is None:
@@ -129,6 +130,8 @@ async def close_round(
         job = Job(name, base, current, codec, staleness_exponent, weighting, fan_in)
         pulling = reduce_group(dask_worker, job, sorted(participants), reference.params)
     everyone, pulled = await asyncio.gather(store.worker_addresses_from(dask_worker), pulling, return_exceptions=True)
+    if isinstance(pulled, RoundClosed):  # a group head already merged base + 1: an earlier attempt stored it
+        return await _push_stored(name, base, participants, dask_worker, start)
     for answer in (everyone, pulled):
         if isinstance(answer, BaseException):
             raise answer
@@ -142,8 +145,9 @@ async def close_round(
     new, sums, payload = await loop.run_in_executor(None, _stored, combining, tuple(late))
     combined = loop.time()
     # Stored first: if this worker dies while pushing, a retry finds the model
-    # in the store and pushes it again (no second, different version b + 1).
-    await store.worker_put(dask_worker, name, new.version, payload)
+    # in the store and pushes it again. An earlier attempt's came first: push that.
+    if not await store.worker_put(dask_worker, name, new.version, payload):
+        return await _push_stored(name, base, participants, dask_worker, start)
     sent = await broadcast(name, new, everyone, dask_worker=dask_worker)
     return RoundSummary(
         version=new.version, rounds=new.rounds, workers=sorted(sums.workers), excluded=sums.excluded,
@@ -151,6 +155,14 @@ async def close_round(
         bytes_up_raw=sums.bytes_raw, seconds=loop.time() - start, pull_seconds=pulled_at - start,
         combine_seconds=combined - pulled_at, push_seconds=loop.time() - combined, epsilon=privacy_spent(new),
     )
+
+
+def _checked_fan_in(fan_in: int | None) -> int:
+    """``fan_in``, :data:`FAN_IN` for ``None``; anything but an int >= 2 is refused."""
+    fan_in = FAN_IN if fan_in is None else fan_in
+    if isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 2:
+        raise ValueError(f"fan_in={fan_in!r} cannot make a reduction tree; expected an int >= 2")
+    return fan_in
 
 
 async def _held_or_stored(worker: Any, name: str, base: int, server_state: bool = False) -> GlobalModel | None:
@@ -165,29 +177,51 @@ async def _held_or_stored(worker: Any, name: str, base: int, server_state: bool 
     return model
 
 
-async def _round_model(worker: Any, name: str, base: int) -> GlobalModel:
-    """The global model of version ``base`` with its server state, or ``base + 1`` if an earlier attempt stored it."""
-    model = await _held_or_stored(worker, name, base, server_state=True)
+class RoundClosed(RuntimeError):
+    """A worker of a round's reduction tree holds a newer global model: an earlier attempt closed the round."""
+
+
+async def _round_model(worker: Any, name: str, base: int, stored: bool = False) -> GlobalModel:
+    """The global model of version ``base`` with its server state, or ``base + 1`` if an earlier attempt stored it.
+
+    ``stored``: the store's model, whatever this worker holds.
+    """
+    model = await (store.worker_fetch(worker, name) if stored else _held_or_stored(worker, name, base, server_state=True))
     if model is None or model.version not in (base, base + 1):
         found = None if model is None else model.version
         raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
     return model
 
 
+async def _push_stored(name: str, base: int, participants: list[str], worker: Any, start: float) -> RoundSummary:
+    """An earlier attempt closed round ``base`` (the store refused this one's model, or a group head merged it): push its model."""
+    model = await _round_model(worker, name, base, stored=True)
+    if model.version != base + 1:
+        raise RuntimeError(f"round {base} of {name!r} was closed, yet the store holds version {model.version}")
+    return await _push_again(name, model, participants, worker, start)
+
+
 async def _push_again(name: str, model: GlobalModel, participants: list[str], worker: Any, start: float) -> RoundSummary:
+    """Push the stored ``model`` again; the summary is that of the attempt that combined it.
+
+    A participant it did not combine (nor exclude) was missing then: its
+    blocks are trained again.
+    """
     everyone = await store.worker_addresses_from(worker)
     sent = await broadcast(name, model, everyone, dask_worker=worker)
     seconds = asyncio.get_running_loop().time() - start
+    missing = [p for p in sorted(participants) if p not in model.combined and p not in model.excluded]
     return RoundSummary(
-        version=model.version, rounds=model.rounds, workers=sorted(participants), everyone=everyone,
-        bytes_down=model.nbytes() * sent, seconds=seconds, push_seconds=seconds, epsilon=privacy_spent(model),
+        version=model.version, rounds=model.rounds, workers=sorted(model.combined), excluded=list(model.excluded),
+        missing=missing, everyone=everyone, bytes_down=model.nbytes() * sent, seconds=seconds, push_seconds=seconds,
+        epsilon=privacy_spent(model),
     )
 
 
 def _stored(combining: Any, late: tuple[str, ...]) -> tuple[GlobalModel, Partial, bytes]:
-    """The new model (marking the ``late`` workers), the record of its updates, the model's stored bytes."""
+    """The new model (marking the ``late`` workers and recording who it combined), its record of updates, its stored bytes."""
     new, sums = combining()
-    new = replace(new, late=late)
+    new = replace(new, late=late, combined=tuple(sorted(sums.workers)), excluded=tuple(sums.excluded))
     return new, sums, new.to_bytes()
 
 
@@ -303,6 +337,8 @@ async def reduce_here(worker: Any, job: Any, members: list[str]) -> Any:
 async def _reference(worker: Any, name: str, base: int) -> Params:
     """The parameters of global version ``base`` (the round's reference), fetched from the store if not held."""
     model = await _held_or_stored(worker, name, base)
+    if model is not None and model.version > base:
+        raise RoundClosed(f"round {base} was closed already: {worker.address} holds version {model.version} of {name!r}")
     if model is None or model.version != base:
         found = None if model is None else model.version
         raise RuntimeError(f"round {base} cannot be reduced on {worker.address}: the stored model of {name!r} is version {found}")

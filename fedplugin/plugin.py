@@ -147,8 +147,7 @@ class FederatedModelPlugin(WorkerPlugin):
             # A name re-used for another model: never fail setup (that would
             # fail every start of this worker); the coordinator drops it.
             logger.warning("worker %s does not adopt the stored model of %s: %s", worker.address, self.name, reason)
-        elif model is not None:
-            self._adopt(model)
+        elif model is not None and self._adopt_if_newer(model):
             self.restored_at = time.time()
             logger.info("worker %s restored %s at version %d", worker.address, self.name, model.version)
 
@@ -197,6 +196,14 @@ class FederatedModelPlugin(WorkerPlugin):
         merged = self.rounds.rebase(local)
         if merged is not local:
             self.adapter.set_params(self.model, copy.deepcopy(merged))
+
+    def _adopt_if_newer(self, model: GlobalModel) -> bool:
+        """Adopt ``model`` unless a newer one arrived meanwhile (a round's push, while setup fetched it)."""
+        with self.lock:  # setup holds no other lock, and no task trains before setup ends
+            if self.rounds.version is not None and model.version <= self.rounds.version:
+                return False
+            self._adopt(model)
+            return True
 
     def _adopt(self, model: GlobalModel) -> None:
         current = self.rounds.applied

@@ -28,6 +28,7 @@ from .span_trim import SpanMetadataTrim
 STORE_NAME = "fedplugin-model-store"
 _GET = "fedplugin_store_get"
 _PUT = "fedplugin_store_put"
+_PUT_NEW = "fedplugin_store_put_new"
 _WORKERS = "fedplugin_workers"
 #: ``GlobalModel.extra`` key of a server optimizer's state (see :mod:`fedplugin.server_optimizers`).
 SERVER_STATE = "server"
@@ -73,6 +74,12 @@ class GlobalModel:
         The column names of the DataFrame the model was first trained on
         (see :mod:`fedplugin.feature_names`), ``None`` without names (and for
         every model stored before fedplugin recorded them).
+    combined, excluded : tuple of str
+        Workers whose updates the round that made this version combined, and
+        those it left out for non-finite parameters: a retried close that
+        pushes the stored model again reports them (its other participants'
+        blocks are trained again). Kept in the store only: not pushed to
+        workers, not saved in checkpoints.
     """
 
     version: int
@@ -85,6 +92,8 @@ class GlobalModel:
     n_outputs: int | None = None
     late: tuple[str, ...] = ()
     feature_names: np.ndarray | None = None
+    combined: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
@@ -105,14 +114,15 @@ class GlobalModel:
         return replace(self.for_workers(), params={})
 
     def for_workers(self) -> GlobalModel:
-        """The model as pushed to workers: a server optimizer's state is left in the store.
+        """The model as pushed to workers: a server optimizer's state, and who was combined, stay in the store.
 
         Only the worker that combines a round needs that state; it fetches the
         model from the store when the copy it holds lacks it.
         """
+        model = replace(self, combined=(), excluded=()) if self.combined or self.excluded else self
         if not isinstance(self.extra.get(SERVER_STATE), dict):
-            return self
-        return replace(self, extra={**self.extra, SERVER_STATE: IN_STORE})
+            return model
+        return replace(model, extra={**self.extra, SERVER_STATE: IN_STORE})
 
     @property
     def state_in_store(self) -> bool:
@@ -145,6 +155,7 @@ class ModelStore(SchedulerPlugin):
         self.scheduler = scheduler
         scheduler.handlers[_GET] = self.get
         scheduler.handlers[_PUT] = self.put
+        scheduler.handlers[_PUT_NEW] = self.put_new
         scheduler.handlers[_WORKERS] = self.worker_addresses
 
     def worker_addresses(self) -> list[str]:
@@ -164,6 +175,26 @@ class ModelStore(SchedulerPlugin):
             self.models[name] = payload
             self.versions[name] = version
         return self.versions[name]
+
+    def put_new(self, name: str, version: int, payload: bytes) -> bool:
+        """Store ``payload`` only if every stored version is older (compare-and-set); return whether it was stored.
+
+        A round's model goes in this way: if two attempts to close a round
+        both combine a version, only the first is kept (see
+        ``fedplugin.exchange.close_round``).
+
+        Examples
+        --------
+        >>> models = ModelStore()
+        >>> models.put_new("m", 1, b"first"), models.put_new("m", 1, b"second")
+        (True, False)
+        >>> models.get("m")
+        b'first'
+        """
+        if version <= self.versions.get(name, -1):
+            return False
+        self.put(name, version, payload)
+        return True
 
     def drop(self, name: str) -> None:
         """Forget the model stored under ``name``."""
@@ -265,9 +296,12 @@ async def worker_fetch(worker: Any, name: str) -> GlobalModel | None:
     return None if payload is None else GlobalModel.from_bytes(payload)
 
 
-async def worker_put(worker: Any, name: str, version: int, payload: bytes) -> int:
-    """From a worker's event loop: store a new global model; return the stored version."""
-    return await getattr(worker.scheduler, _PUT)(name=name, version=version, payload=payload)
+async def worker_put(worker: Any, name: str, version: int, payload: bytes) -> bool:
+    """From a worker's event loop: store a new global model unless that version is stored already; return whether it was.
+
+    See :meth:`ModelStore.put_new`.
+    """
+    return await getattr(worker.scheduler, _PUT_NEW)(name=name, version=version, payload=payload)
 
 
 async def worker_addresses_from(worker: Any) -> list[str]:
