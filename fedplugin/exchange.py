@@ -189,7 +189,10 @@ async def _round_model(worker: Any, name: str, base: int, stored: bool = False) 
     model = await (store.worker_fetch(worker, name) if stored else _held_or_stored(worker, name, base, server_state=True))
     if model is None or model.version not in (base, base + 1):
         found = None if model is None else model.version
-        raise RuntimeError(f"round {base} cannot close: the stored global model of {name!r} is version {found}")
+        raise RuntimeError(
+            f"round {base} cannot close: the stored global model of {name!r} is version {found}; another "
+            "coordinator, set_global_model or fedplugin.forget changed it meanwhile (train a plugin name from one coordinator at a time)"
+        )
     return model
 
 
