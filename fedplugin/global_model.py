@@ -39,6 +39,9 @@ class GlobalModelMixin:
     ``_classes_for_validation()``, ``_autosave()`` and ``_workers()``.
     """
 
+    #: Set by :func:`~fedplugin.federated_session` when it ends.
+    _session_ended = False
+
     def set_global_model(self, model: BaseEstimator) -> int:
         """Make a fitted estimator of the plugin's family the global model; return its version.
 
@@ -173,6 +176,11 @@ class GlobalModelMixin:
         plugin registered again: a warning says so. A plugin registered again
         with another estimator, or no longer registered, is a clear error.
         """
+        if self._session_ended:
+            raise RuntimeError(
+                f"this coordinator's federated_session has ended: plugin {self.name!r} is unregistered and its "
+                "model dropped; take what you need (global_model(), history) inside the with block, or start a new session"
+            )
         info = store.fetch_info(self.client, self.name)
         if (-1 if info is None else info.version) == self.version:
             return

@@ -90,9 +90,12 @@ def federated_session(
         register(client, plugin)
     else:
         client.register_plugin(plugin)
+    coord = None
     try:
         with Coordinator(client, plugin, **coordinator_options) as coord:
             yield coord
     finally:
         client.unregister_worker_plugin(name)
         store.drop(client, name)
+        if coord is not None:
+            coord._session_ended = True  # its plugin and model are gone: say so if it is used again

@@ -112,6 +112,15 @@ def test_a_coordinator_whose_plugin_now_trains_another_estimator_says_so(client,
         coord.fit(*data)
 
 
+def test_a_coordinator_used_after_its_session_says_the_session_ended(client, data):
+    with fedplugin.federated_session(client, SGDClassifier(random_state=0), classes=[0, 1], progress=False) as coord:
+        coord.fit(*data)
+        expected = coord.predict(data[0][:3])
+    np.testing.assert_array_equal(coord.predict(data[0][:3]), expected)  # the copy it holds still predicts
+    with pytest.raises(RuntimeError, match="this coordinator's federated_session has ended"):
+        coord.fit(*data)
+
+
 class CountingWrong(SyncPolicy):
     def __init__(self, blocks=None, trigger=None):
         self.blocks, self.trigger = blocks, trigger
