@@ -22,13 +22,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import dask
 import numpy as np
 from distributed import Client, Future
 from sklearn.utils.multiclass import check_classification_targets
 
 from .checks import check_number
-from .dask_parts import LazyPart, array_parts, collection_parts, frame_parts
+from .dask_parts import LazyPart, array_parts, collection_parts, compute_here, frame_parts
 from .input_kinds import input_kind, mixed_input_message
 from .outputs import check_columns, check_labels, find_classes, find_classes_dask, frame_targets, is_per_output, shape_targets
 from .rows import as_float, as_rows, check_number_columns, check_numbers, is_items, n_columns, row_kind
@@ -101,7 +100,7 @@ def load_block(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Materialise one block as ``(X, y)`` numpy arrays, inside a task."""
     if isinstance(x, LazyPart) and isinstance(y, LazyPart):
         # One computation, so work that X and y share (y is often derived from X) runs once.
-        x, y = dask.compute(x.delayed, y.delayed, scheduler="sync")
+        x, y = compute_here(x.delayed, y.delayed)
     if isinstance(x, LazyPart):
         x = x.load()
     if isinstance(y, LazyPart):

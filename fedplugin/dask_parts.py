@@ -15,6 +15,7 @@ from typing import Any
 import dask
 from dask.core import flatten
 from dask.delayed import Delayed
+from dask.local import get_sync
 from dask.optimization import cull
 from distributed import Client, Future, wait
 
@@ -26,8 +27,18 @@ class LazyPart:
     delayed: Any
 
     def load(self) -> Any:
-        (value,) = dask.compute(self.delayed, scheduler="sync")
+        (value,) = compute_here(self.delayed)
         return value
+
+
+def compute_here(*delayed: Any) -> tuple[Any, ...]:
+    """Compute ``delayed`` in this thread (inside the task that trains them), in one computation.
+
+    The synchronous scheduler is passed as a function, not as ``"sync"``:
+    Dask before 2025 warns about a named single-machine scheduler while a
+    distributed client (the worker's) is active, and running here is the point.
+    """
+    return dask.compute(*delayed, scheduler=get_sync)
 
 
 def collection_parts(client: Client, collection: Any, split: Callable[[Any], list[Any]]) -> list[Any]:
