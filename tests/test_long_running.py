@@ -123,6 +123,9 @@ def submit_graphs_to_trim(dask_scheduler=None):
 
 def test_the_fits_span_keeps_no_record_per_task(client, unique_name):
     coord = coordinator(client, unique_name)
+    # Trim now: the cluster is shared, so other tests' graphs could bring the next trim
+    # in the middle of this fit; now the next one is 256 graphs away.
+    client.run_on_scheduler(submit_graphs_to_trim)
     coord.fit_stream(batches(20))
     # Dask appended {"type": "Future"} to the span's metadata for every task submitted.
     assert max(client.run_on_scheduler(collections_of_spans)) >= 20
