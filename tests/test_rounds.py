@@ -272,11 +272,11 @@ def test_small_stream_batches_are_coalesced_into_blocks(shared_client, data, uni
 def test_pipelined_rounds_lose_and_repeat_nothing_exactly(shared_client, unique_name, overlap):
     """Counts add up exactly, so any update merged twice or lost would show.
 
-    A round every block (240 rounds) keeps two rounds in flight and merges
+    A round every block (120 rounds) keeps two rounds in flight and merges
     every global model into a worker that has trained on since its handover.
     """
     rng = np.random.default_rng(0)
-    X, y = rng.integers(0, 5, size=(30_000, 6)).astype(float), rng.integers(0, 3, size=30_000)
+    X, y = rng.integers(0, 5, size=(15_000, 6)).astype(float), rng.integers(0, 3, size=15_000)
     with federated_session(
         shared_client, MultinomialNB(), classes=[0, 1, 2], name=unique_name, check_workers=False,
         sync=EveryNBatches(1), block_size=250, overlap=overlap, progress=False,
@@ -284,9 +284,9 @@ def test_pipelined_rounds_lose_and_repeat_nothing_exactly(shared_client, unique_
         coord.fit_stream((X[i:i + 250], y[i:i + 250]) for i in range(0, len(y), 250))
         coord.fit(X, y)
         model = coord.global_model()
-        # 240 blocks of 250 rows; a round whose task Dask moved to a worker that
+        # 120 blocks of 250 rows; a round whose task Dask moved to a worker that
         # already ran the next round hands its block back, so rounds can be more.
-        assert sum(r.blocks for r in coord.history) == 240 and len(coord.history) >= 240
+        assert sum(r.blocks for r in coord.history) == 120 and len(coord.history) >= 120
     np.testing.assert_array_equal(model.feature_count_, np.stack([2 * X[y == c].sum(0) for c in range(3)]))
     np.testing.assert_array_equal(model.class_count_, [2 * np.sum(y == c) for c in range(3)])
 
