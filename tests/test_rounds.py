@@ -308,10 +308,15 @@ def test_a_sample_of_workers_trains_each_round_and_every_block_once(shared_clien
         history = list(coord.history)
     np.testing.assert_array_equal(model.feature_count_, [X[y == c].sum(axis=0) for c in (0, 1)])
     assert sum(r.samples for r in history) == len(X)
-    assert all(r.n_workers == 1 for r in history)
     chosen = [sample.choose(everyone, r.version - 1) for r in history]
-    assert [list(r.workers) for r in history] == chosen, "the seeded choice, round by round"
     assert len({w for c in chosen for w in c}) == 2, "both workers take turns over 20 rounds"
+    if overlap:
+        # Tasks are pinned to the chosen worker with allow_other_workers=True: on a loaded
+        # machine Dask may run one on the other worker, so only most rounds show the choice.
+        assert sum(list(r.workers) == c for r, c in zip(history, chosen)) >= len(history) // 2
+    else:
+        assert all(r.n_workers == 1 for r in history)
+        assert [list(r.workers) for r in history] == chosen, "the seeded choice, round by round"
 
 
 def test_workers_per_round_is_checked(shared_client, unique_name):
