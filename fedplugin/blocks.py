@@ -180,7 +180,18 @@ def _to_numpy(data: Any) -> np.ndarray:
 
 
 class DataDoesNotFitModel(ValueError):
-    """The data has other features or labels than the model it would train."""
+    """The data has other features or labels than the model it would train.
+
+    Attributes
+    ----------
+    reason : str
+        What does not fit, without the advice a caller may add to the
+        message (how to start a new model).
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
 
 
 def _check_labels(y: np.ndarray, classes: Any, label: str) -> None:

@@ -277,7 +277,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             The global model and history are then as they were before the call.
         """
         check_number(epochs, "epochs", Integral, min_val=1)
-        self._follow_store()
+        self._follow_store(pin=True)
         if y is None:
             if self._kind in ("classifier", "regressor"):
                 raise ValueError(f"y=None: a {type(self.estimator).__name__} learns targets; expected fit(X, y)")
@@ -329,7 +329,7 @@ class Coordinator(GlobalModelMixin, CheckpointMixin, SignalsMixin, RecordingMixi
             Any other error (a failing task, an interrupt) rolls the model and
             history back as in :meth:`fit`.
         """
-        self._follow_store()
+        self._follow_store(pin=True)
         n_workers = len(self._workers())
         budget = self.policy.blocks_per_round(n_workers)
         if max_blocks_in_flight is None:

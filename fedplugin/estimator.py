@@ -150,7 +150,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
                 coord.fit(X, y, epochs=epochs)
             except DataDoesNotFitModel as exc:
                 raise DataDoesNotFitModel(
-                    f"{getattr(exc, 'plain', exc)}; this {type(self).__name__} is fitted already: fit(X, y) trains a new model"
+                    f"{exc.reason}; this {type(self).__name__} is fitted already: fit(X, y) trains a new model"
                 ) from None
             self.estimator_ = coord.global_model()
             n_features = coord.n_features

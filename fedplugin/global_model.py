@@ -169,19 +169,21 @@ class GlobalModelMixin:
             self._cache = (record.version, self._build(record), record)
         return self._cache[1]
 
-    def _follow_store(self) -> None:
+    def _follow_store(self, pin: bool = False) -> None:
         """Go on from the stored model if something else changed it since this coordinator looked.
 
         Another coordinator of the plugin, :func:`fedplugin.forget`, or the
         plugin registered again: a warning says so. A plugin registered again
         with another estimator, or no longer registered, is a clear error.
+        ``pin``: also remember the stored model, to roll back to if the fit
+        that starts fails (in the same round trip).
         """
         if self._session_ended:
             raise RuntimeError(
                 f"this coordinator's federated_session has ended: plugin {self.name!r} is unregistered and its "
                 "model dropped; take what you need (global_model(), history) inside the with block, or start a new session"
             )
-        info = store.fetch_info(self.client, self.name)
+        info = (store.pin if pin else store.fetch_info)(self.client, self.name)
         if (-1 if info is None else info.version) == self.version:
             return
         _, estimator, _ = resolve_plugin(self.client, self.name)  # a clear error if it is gone

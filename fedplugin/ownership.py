@@ -105,13 +105,12 @@ def explain_mismatch(name: str, version: int) -> Iterator[None]:
     except DataDoesNotFitModel as exc:
         if version < 0:
             raise  # no global model yet: the data disagrees with the plugin itself
-        explained = DataDoesNotFitModel(
-            f"{exc}. Plugin {name!r} holds a global model already (version {version}); to "
+        raise DataDoesNotFitModel(
+            f"{exc.reason}. Plugin {name!r} holds a global model already (version {version}); to "
             f"train a new model on this data, call fedplugin.forget(client, {name!r}) first, "
-            "or register the plugin under another name"
-        )
-        explained.plain = str(exc)  # for FederatedEstimator, whose plugin name is its own affair
-        raise explained from None
+            "or register the plugin under another name",
+            reason=exc.reason,  # for FederatedEstimator, whose plugin name is its own affair
+        ) from None
 
 
 def forget(client: Client, name: str) -> None:

@@ -61,8 +61,10 @@ class RecordingMixin:
 
     @contextmanager
     def _rollback_on_error(self) -> Iterator[None]:
-        """On any error in a fit: the stored model, every worker, the history as before."""
-        store.pin(self.client, self.name)
+        """On any error in a fit: the stored model, every worker, the history as before.
+
+        The stored model to go back to was pinned when the fit started (``_follow_store(pin=True)``).
+        """
         snapshot = (self._global, self.history.snapshot(), self._total_samples)
         try:
             yield

@@ -279,9 +279,18 @@ def drop(client: Client, name: str) -> None:
     client.run_on_scheduler(_scheduler_call, "drop", name)
 
 
-def pin(client: Client, name: str) -> int:
-    """Remember the current model of ``name``, to :func:`restore` after a failed fit."""
-    return client.run_on_scheduler(_scheduler_call, "pin", name)
+def pin(client: Client, name: str) -> GlobalModel | None:
+    """Remember the current model of ``name``, to :func:`restore` after a failed fit; return it without parameters.
+
+    One round trip: a fit pins the model it starts from and checks, from the
+    answer, that it is the one it last saw.
+    """
+    return client.run_on_scheduler(_pin, name)
+
+
+def _pin(name: str, dask_scheduler: Any = None) -> GlobalModel | None:
+    _scheduler_call("pin", name, dask_scheduler=dask_scheduler)
+    return _apply_to_stored(name, GlobalModel.info, dask_scheduler=dask_scheduler)
 
 
 def restore(client: Client, name: str) -> int:
