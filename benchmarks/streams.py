@@ -14,7 +14,9 @@ Small batches are coalesced into blocks of ``--block-size`` rows (default
 4,096), so ``EveryNBatches(4)`` is a round every 4 blocks. Each configuration
 runs ``--repeats`` times, interleaved with the single-process baseline; the
 median is reported, with held-out accuracy on 20,000 fresh rows of the same
-concept. A table goes to stdout, everything to ``benchmarks/results/streams.json``.
+concept (and its range over the repeats), and the CPU time the fit used in
+this process (the client and ``LocalCluster``'s scheduler) and in the workers.
+A table goes to stdout, everything to ``benchmarks/results/streams.json``.
 """
 
 from __future__ import annotations
@@ -69,9 +71,13 @@ def run_stream(client: Client, X: np.ndarray, y: np.ndarray, size: int, sync: An
 
     options = dict(sync=sync, overlap=overlap, block_size=block_size, progress=False)
     with federated_session(client, SGDClassifier(random_state=0), classes=[0, 1], check_workers=False, **options) as coord:
+        workers_cpu = client.run(time.process_time)
+        cpu = time.process_time()
         start = time.perf_counter()
         coord.fit_stream(batches(X, y, size))
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+        workers_cpu = sum(now - workers_cpu[w] for w, now in client.run(time.process_time).items())
         history = coord.history
         assert sum(r.samples for r in history) == len(y), "every sample exactly once"
         return {
@@ -79,6 +85,10 @@ def run_stream(client: Client, X: np.ndarray, y: np.ndarray, size: int, sync: An
             "accuracy": float(coord.score(*test)),
             "rounds": len(history),
             "client_bytes_per_round": statistics.median(r.client_bytes for r in history),
+            # CPU seconds during the fit: this process (the client, and LocalCluster's scheduler
+            # in its event loop) and the two workers together (training, handing over, combining).
+            "client_and_scheduler_cpu_s": cpu,
+            "workers_cpu_s": workers_cpu,
         }
 
 
@@ -111,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         "single_accuracy": statistics.median(a for _, a in single),
                         "single_samples_per_s": N_ROWS / single_s, "rounds": runs[0]["rounds"],
                         "client_bytes_per_round": runs[0]["client_bytes_per_round"],
+                        "accuracy_range": [min(r["accuracy"] for r in runs), max(r["accuracy"] for r in runs)],
+                        "client_and_scheduler_cpu_s": statistics.median(r["client_and_scheduler_cpu_s"] for r in runs),
+                        "workers_cpu_s": statistics.median(r["workers_cpu_s"] for r in runs),
+                        "single_cpu_s": single_s,
                     })
                     print(_line(rows[-1]), flush=True)
     report = {"block_size": args.block_size, "rows": rows, "goals": _goals(rows)}
@@ -139,13 +153,17 @@ def _line(row: dict[str, Any]) -> str:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| batch rows | sync | overlap | rounds | samples/s | x single-process | accuracy (single) | client bytes/round |",
-        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| batch rows | sync | overlap | rounds | samples/s | x single-process | accuracy [range] (single) "
+        "| client bytes/round | CPU s: client+scheduler / workers (single-process time) |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        low, high = r["accuracy_range"]
         lines.append(
             f"| {r['batch_rows']:,} | {r['sync']} | {r['overlap']} | {r['rounds']} | {r['samples_per_s']:,.0f} | "
-            f"{r['x_single']:.2f} | {r['accuracy']:.4f} ({r['single_accuracy']:.4f}) | {r['client_bytes_per_round']:,.0f} |"
+            f"{r['x_single']:.2f} | {r['accuracy']:.4f} [{low:.3f}-{high:.3f}] ({r['single_accuracy']:.4f}) | "
+            f"{r['client_bytes_per_round']:,.0f} | {r['client_and_scheduler_cpu_s']:.2f} / {r['workers_cpu_s']:.2f} "
+            f"({r['single_cpu_s']:.2f}) |"
         )
     return "\n".join(lines)
 

@@ -23,6 +23,7 @@ from .callbacks import EarlyStopping
 from .engine import RoundEngine
 from .exchange import RoundSummary
 from .history import round_record
+from .messaging import prompt_messages
 from .open_rounds import OpenRound
 from .progress import progress_bar
 from .sources import BlockSource
@@ -83,7 +84,8 @@ class RecordingMixin:
         bar = progress_bar(self.progress, total, self.name)
         self._engine = RoundEngine(self, source, bar)
         try:
-            self._engine.run()
+            with prompt_messages(self.client):
+                self._engine.run()
         finally:
             self._engine = None
             self._dashboard.flush()
