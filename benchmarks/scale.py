@@ -89,13 +89,17 @@ def task_round_trip_ms(client: Client, repeats: int = 50) -> float:
     """Median milliseconds from ``client.submit`` of a task that does nothing to its result.
 
     The least a round that launches a task per worker and reads its report
-    can cost on this cluster, before any training or combining.
+    can cost on this cluster, before any training or combining. Measured as
+    a fit sends messages (``fedplugin.messaging.prompt_messages``).
     """
+    from fedplugin.messaging import prompt_messages
+
     times = []
-    for i in range(repeats + 10):  # the first ten warm up
-        start = time.perf_counter()
-        client.submit(_noop, pure=False).result()
-        times.append(time.perf_counter() - start)
+    with prompt_messages(client):
+        for i in range(repeats + 10):  # the first ten warm up
+            start = time.perf_counter()
+            client.submit(_noop, pure=False).result()
+            times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times[10:])
 
 
