@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         "accuracy_range": [min(r["accuracy"] for r in runs), max(r["accuracy"] for r in runs)],
                         "client_and_scheduler_cpu_s": statistics.median(r["client_and_scheduler_cpu_s"] for r in runs),
                         "workers_cpu_s": statistics.median(r["workers_cpu_s"] for r in runs),
-                        "single_cpu_s": single_s,
+                        "single_seconds": single_s,
                     })
                     print(_line(rows[-1]), flush=True)
     report = {"block_size": args.block_size, "rows": rows, "goals": _goals(rows)}
@@ -163,7 +163,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"| {r['batch_rows']:,} | {r['sync']} | {r['overlap']} | {r['rounds']} | {r['samples_per_s']:,.0f} | "
             f"{r['x_single']:.2f} | {r['accuracy']:.4f} [{low:.3f}-{high:.3f}] ({r['single_accuracy']:.4f}) | "
             f"{r['client_bytes_per_round']:,.0f} | {r['client_and_scheduler_cpu_s']:.2f} / {r['workers_cpu_s']:.2f} "
-            f"({r['single_cpu_s']:.2f}) |"
+            f"({r['single_seconds']:.2f}) |"
         )
     return "\n".join(lines)
 
