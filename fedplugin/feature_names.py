@@ -21,7 +21,6 @@ X has the model's feature names in another order, ['b', 'a']; expected ['a', 'b'
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import MultiOutputClassifier, MultiOutputRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _get_feature_names  # scikit-learn's own rules for names
+
+from .user_warning import warn_user
 
 try:  # pandas is optional, as in blocks.py
     import pandas as pd
@@ -84,11 +85,9 @@ def check_feature_names(
     if found is None and fitted is None:
         return
     if fitted is None:
-        warnings.warn(f"{label} has feature names, but {estimator} was fitted without feature names", UserWarning, stacklevel=3)
+        warn_user(f"{label} has feature names, but {estimator} was fitted without feature names")
     elif found is None:
-        warnings.warn(
-            f"{label} does not have valid feature names, but {estimator} was fitted with feature names", UserWarning, stacklevel=3
-        )
+        warn_user(f"{label} does not have valid feature names, but {estimator} was fitted with feature names")
     else:
         message = names_mismatch(found, fitted, label)
         if message is not None:

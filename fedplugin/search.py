@@ -56,7 +56,6 @@ import copy
 import logging
 import numbers
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,6 +88,7 @@ from .grid import (
     rank_scores,
 )
 from .session import client_or_default, federated_session
+from .user_warning import warn_user
 from .wording import count
 
 logger = logging.getLogger("fedplugin")
@@ -324,11 +324,10 @@ class FederatedSearch(BaseEstimator):
             f"{self.candidate_params_[index]}: {errors.get(index, 'failed while training on a worker (see its log)')}"
             for index in np.flatnonzero(failed)
         ]
-        warnings.warn(
+        warn_user(
             f"{int(failed.sum())} of {count(len(failed), 'candidate')} failed to train and scored "
             f"error_score={self.error_score!r} (error_score='raise' raises instead): " + "; ".join(reasons),
             FitFailedWarning,
-            stacklevel=3,
         )
 
     # ---------------------------------------------------------------- results
