@@ -94,6 +94,18 @@ def check_feature_names(
             raise error(message)
 
 
+def refuse_other_names(X: Any, model: BaseEstimator) -> Any:
+    """``X``, after a ``ValueError`` if its names are not ``model.feature_names_in_`` in that order.
+
+    Names on one side only are left to ``model``, which warns as scikit-learn does.
+    """
+    found, fitted = feature_names(X), getattr(model, "feature_names_in_", None)
+    message = None if found is None or fitted is None else names_mismatch(found, fitted)
+    if message is not None:
+        raise ValueError(message)
+    return X
+
+
 def with_feature_names(model: BaseEstimator, names: np.ndarray | None) -> BaseEstimator:
     """``model`` given ``feature_names_in_`` where scikit-learn would have set them fitting on a DataFrame.
 
@@ -133,4 +145,4 @@ def _reorder(fitted: np.ndarray, label: str) -> str:
     return f"reorder the columns as the model's feature_names_in_: {label}[model.feature_names_in_]"
 
 
-__all__ = ["check_feature_names", "feature_names", "names_mismatch", "with_feature_names"]
+__all__ = ["check_feature_names", "feature_names", "names_mismatch", "refuse_other_names", "with_feature_names"]
