@@ -21,7 +21,6 @@ X has the model's feature names in another order, ['b', 'a']; expected ['a', 'b'
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import MultiOutputClassifier, MultiOutputRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _get_feature_names  # scikit-learn's own rules for names
+
+from .user_warning import warn_user
 
 try:  # pandas is optional, as in blocks.py
     import pandas as pd
@@ -84,15 +85,25 @@ def check_feature_names(
     if found is None and fitted is None:
         return
     if fitted is None:
-        warnings.warn(f"{label} has feature names, but {estimator} was fitted without feature names", UserWarning, stacklevel=3)
+        warn_user(f"{label} has feature names, but {estimator} was fitted without feature names")
     elif found is None:
-        warnings.warn(
-            f"{label} does not have valid feature names, but {estimator} was fitted with feature names", UserWarning, stacklevel=3
-        )
+        warn_user(f"{label} does not have valid feature names, but {estimator} was fitted with feature names")
     else:
         message = names_mismatch(found, fitted, label)
         if message is not None:
             raise error(message)
+
+
+def refuse_other_names(X: Any, model: BaseEstimator) -> Any:
+    """``X``, after a ``ValueError`` if its names are not ``model.feature_names_in_`` in that order.
+
+    Names on one side only are left to ``model``, which warns as scikit-learn does.
+    """
+    found, fitted = feature_names(X), getattr(model, "feature_names_in_", None)
+    message = None if found is None or fitted is None else names_mismatch(found, fitted)
+    if message is not None:
+        raise ValueError(message)
+    return X
 
 
 def with_feature_names(model: BaseEstimator, names: np.ndarray | None) -> BaseEstimator:
@@ -134,4 +145,4 @@ def _reorder(fitted: np.ndarray, label: str) -> str:
     return f"reorder the columns as the model's feature_names_in_: {label}[model.feature_names_in_]"
 
 
-__all__ = ["check_feature_names", "feature_names", "names_mismatch", "with_feature_names"]
+__all__ = ["check_feature_names", "feature_names", "names_mismatch", "refuse_other_names", "with_feature_names"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import time
-import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +28,7 @@ from .predicting import apply_dask, score_dask
 from .replacement import replacement
 from .rows import as_float, as_rows, is_items, n_columns
 from .store import GlobalModel
+from .user_warning import warn_user
 
 
 class GlobalModelMixin:
@@ -194,10 +194,9 @@ class GlobalModelMixin:
             )
         seen = "no model" if self._global is None else f"version {self.version}"
         now = "no stored model (fedplugin.forget, or the plugin registered again)" if info is None else f"version {info.version}"
-        warnings.warn(
+        warn_user(
             f"plugin {self.name!r}: this coordinator last saw {seen}, the cluster holds {now}; going on from the "
-            "cluster's (train one plugin name from one coordinator at a time)",
-            UserWarning, stacklevel=4,
+            "cluster's (train one plugin name from one coordinator at a time)"
         )
         self._global, self._cache = info, None
 

@@ -16,6 +16,7 @@ from .adapters import adapter_for, fresh_copy
 from .checks import check_number
 from .candidates import PA_LEARNING_RATES
 from .history import Round
+from .wording import count
 
 
 def passive_aggressive_grid(
@@ -115,6 +116,20 @@ def _in_memory(data: Any) -> Any:
     if hasattr(data, "to_numpy"):
         data = data.to_numpy()
     return np.asarray(data)
+
+
+def failures_message(
+    candidate_params: Sequence[Mapping[str, Any]], failed: np.ndarray, errors: Mapping[int, str], error_score: Any
+) -> str:
+    """What the ``FitFailedWarning`` of a search with ``failed`` candidates says, naming each and why."""
+    reasons = [
+        f"{candidate_params[index]}: {errors.get(index, 'failed while training on a worker (see its log)')}"
+        for index in np.flatnonzero(failed)
+    ]
+    return (
+        f"{int(failed.sum())} of {count(len(failed), 'candidate')} failed to train and scored "
+        f"error_score={error_score!r} (error_score='raise' raises instead): " + "; ".join(reasons)
+    )
 
 
 def rank_scores(scores: np.ndarray) -> np.ndarray:

@@ -29,7 +29,6 @@ None
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +42,7 @@ from .adapters import adapter_for
 from .blocks import DataDoesNotFitModel
 from .outputs import as_plain, same_classes
 from .store import GlobalModel
+from .user_warning import warn_user
 
 
 def mismatch(estimator: BaseEstimator, classes: np.ndarray | None, model: GlobalModel) -> str | None:
@@ -82,12 +82,10 @@ def replace_foreign_model(client: Client, name: str, estimator: BaseEstimator, c
     reason = store.on_stored(client, name, _mismatch_of, estimator, classes)
     if reason is None:
         return False
-    warnings.warn(
+    warn_user(
         f"plugin name {name!r} held a stored global model that does not fit its plugin "
         f"({type(estimator).__name__}): {reason}. It was dropped and training starts from a new "
         f"model. To keep both models, register the new plugin under another name.",
-        UserWarning,
-        stacklevel=3,
     )
     forget(client, name)
     return True

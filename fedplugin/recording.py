@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -28,6 +27,7 @@ from .open_rounds import OpenRound
 from .progress import progress_bar
 from .sources import BlockSource
 from .store import params_nbytes
+from .user_warning import warn_user
 from .wording import count
 
 logger = logging.getLogger("fedplugin")
@@ -95,10 +95,9 @@ class RecordingMixin:
     def _record_round(self, rnd: OpenRound, summary: RoundSummary, trigger: str) -> None:
         """A round was combined on the cluster: keep its record (the engine calls this)."""
         for worker in summary.excluded:
-            warnings.warn(
+            warn_user(
                 f"worker {worker} sent non-finite parameters; left out of round {summary.rounds}",
                 RuntimeWarning,
-                stacklevel=5,
             )
         samples = sum(rnd.samples_by.values())
         self._total_samples += samples

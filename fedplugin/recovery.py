@@ -10,7 +10,6 @@ and a block that diverges twice stops the fit with :class:`TrainingDiverged`.
 from __future__ import annotations
 
 import logging
-import warnings
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -22,6 +21,7 @@ from .divergence import TrainingDiverged, diverged_once, diverged_twice
 from .local_training import TaskReport
 from .open_rounds import OpenRound
 from .queues import requeue
+from .user_warning import warn_user
 
 logger = logging.getLogger("fedplugin")
 
@@ -88,7 +88,7 @@ class RecoveryMixin:
             raise TrainingDiverged(diverged_twice(index, self.diverged[item], (report.worker, message)))
         self.diverged[item] = (report.worker, message)
         self.reset_workers.add(report.worker)
-        warnings.warn(diverged_once(index, report.worker, message), RuntimeWarning, stacklevel=6)  # fit's caller
+        warn_user(diverged_once(index, report.worker, message), RuntimeWarning)
         for open_round in self.rounds:
             open_round.diverged.add(report.worker)
             open_round.samples_by.pop(report.worker, None)

@@ -56,11 +56,10 @@ import copy
 import logging
 import numbers
 import time
-import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from dask import is_dask_collection
 from distributed import Client
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import FitFailedWarning, NotFittedError
@@ -80,16 +79,11 @@ from .candidates import (
     split_params,
 )
 from .grid import (
-    SearchResult,
-    _in_memory,
-    build_candidates,
-    cv_results,
-    expand_grid,
-    passive_aggressive_grid,
-    rank_scores,
+    SearchResult, _in_memory, build_candidates, cv_results, expand_grid, failures_message, passive_aggressive_grid, rank_scores
 )
+from .feature_names import check_feature_names, feature_names, refuse_other_names, with_feature_names
 from .session import client_or_default, federated_session
-from .wording import count
+from .user_warning import warn_user
 
 logger = logging.getLogger("fedplugin")
 
@@ -173,6 +167,11 @@ class FederatedSearch(BaseEstimator):
         Its score.
     best_estimator_ : estimator
         The best candidate, a plain fitted scikit-learn estimator.
+    n_features_in_ : int
+        Number of features seen in :meth:`fit`.
+    feature_names_in_ : ndarray of str
+        ``X``'s column names in :meth:`fit` if all are strings (else no such
+        attribute), also the best estimator's; other names or order are refused.
     cv_results_ : dict of arrays
         Per candidate: ``params``, ``param_<name>``, ``mean_test_score``,
         ``rank_test_score``, ``mean_score_time``; ``pandas.DataFrame(cv_results_)``
@@ -253,8 +252,8 @@ class FederatedSearch(BaseEstimator):
             is read once per epoch, whatever the number of candidates.
         X_val, y_val : array-like, optional
             Held-out data the candidates are scored on (brought to the client:
-            keep it modest; dask collections are computed). Without them the
-            candidates are compared by progressive validation.
+            keep it modest; dask collections are computed), with ``X``'s column
+            names if any. Without them the candidates are compared by progressive validation.
 
         Returns
         -------
@@ -263,12 +262,15 @@ class FederatedSearch(BaseEstimator):
         Raises
         ------
         ValueError
-            If only one of ``X_val``, ``y_val`` is given, if every candidate
-            failed, or (``error_score='raise'``) if one failed.
+            If only one of ``X_val``, ``y_val`` is given, if ``X_val`` has other
+            column names than ``X``, if every candidate failed, or
+            (``error_score='raise'``) if one failed.
         """
         client = self._validate()
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither (progressive validation)")
+        if X_val is not None:  # X_val's names must be X's, checked before any training
+            check_feature_names(feature_names(X_val), feature_names(X), type(self.estimator).__name__, label="X_val")
         self._result = None
         template = CandidateSet(
             self.candidates_, scoring=self.scoring, progressive=X_val is None, error_score=self.error_score
@@ -286,8 +288,11 @@ class FederatedSearch(BaseEstimator):
         scores, times = self._score(model, failed, X_val, y_val)
         results = cv_results(self.candidate_params_, scores, times)
         best = int(np.argmin(results["rank_test_score"]))
-        self._result = SearchResult(results, best, copy.deepcopy(model.estimators_[best]), history, fit_seconds)
-        self._warn_failures(failed, model.errors_)
+        names = getattr(model, "feature_names_in_", None)  # X's; the candidates, trained on arrays, have none
+        estimator = with_feature_names(copy.deepcopy(model.estimators_[best]), names)
+        self._result = SearchResult(results, best, estimator, history, fit_seconds)
+        if failed.any():
+            warn_user(failures_message(self.candidate_params_, failed, model.errors_, self.error_score), FitFailedWarning)
         return self
 
     def _train(self, client: Client, template: CandidateSet, X: Any, y: Any) -> tuple[CandidateSet, list[Round]]:
@@ -317,20 +322,6 @@ class FederatedSearch(BaseEstimator):
         scores = np.where(failed, self.error_score, scores).astype(np.float64)
         return scores, times
 
-    def _warn_failures(self, failed: np.ndarray, errors: Mapping[int, str]) -> None:
-        if not failed.any():
-            return
-        reasons = [
-            f"{self.candidate_params_[index]}: {errors.get(index, 'failed while training on a worker (see its log)')}"
-            for index in np.flatnonzero(failed)
-        ]
-        warnings.warn(
-            f"{int(failed.sum())} of {count(len(failed), 'candidate')} failed to train and scored "
-            f"error_score={self.error_score!r} (error_score='raise' raises instead): " + "; ".join(reasons),
-            FitFailedWarning,
-            stacklevel=3,
-        )
-
     # ---------------------------------------------------------------- results
     def _fitted(self) -> SearchResult:
         if getattr(self, "_result", None) is None:
@@ -358,6 +349,14 @@ class FederatedSearch(BaseEstimator):
         return self._fitted().best_estimator
 
     @property
+    def n_features_in_(self) -> int:
+        return self.best_estimator_.n_features_in_
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        return self.best_estimator_.feature_names_in_  # without names an AttributeError: hasattr False, as for GridSearchCV
+
+    @property
     def history_(self) -> list[Round]:
         return self._fitted().history
 
@@ -372,12 +371,13 @@ class FederatedSearch(BaseEstimator):
         return pd.DataFrame(self.cv_results_)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predict with the best candidate."""
-        return self.best_estimator_.predict(X)
+        """Predict with the best candidate (``X`` with other column names than ``feature_names_in_``: ``ValueError``)."""
+        return self.best_estimator_.predict(refuse_other_names(X, self.best_estimator_))
 
     def score(self, X: Any, y: Any) -> float:
-        """Score the best candidate on ``X``, ``y`` with the search's ``scoring``."""
-        return apply_scorer(self.scorer_, self.scoring, self.best_index_, self.best_estimator_, _in_memory(X), np.ravel(_in_memory(y)))
+        """Score the best candidate on ``X``, ``y`` with the search's ``scoring`` (``X``'s names checked as by :meth:`predict`)."""
+        X = refuse_other_names(X.compute() if is_dask_collection(X) else X, self.best_estimator_)  # a DataFrame stays one
+        return apply_scorer(self.scorer_, self.scoring, self.best_index_, self.best_estimator_, X, np.ravel(_in_memory(y)))
 
 
 __all__ = [

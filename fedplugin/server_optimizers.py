@@ -41,7 +41,6 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -49,6 +48,7 @@ import numpy as np
 
 from .aggregation import Aggregator, Params, WeightedMean, as_aggregator
 from .checks import check_number
+from .user_warning import warn_user
 
 Slots = dict[str, np.ndarray]
 
@@ -375,7 +375,7 @@ def check_rule_fits(rule: Any, adapter: Any, estimator: Any, *, given: bool = Tr
     if not isinstance(rule, ServerOptimizer):
         if given and adapter.exact_aggregation:
             message = f"aggregator={rule!r} is ignored: {name} is combined exactly from its sufficient statistics"
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warn_user(message)
         return
     if adapter.exact_aggregation:
         raise ValueError(

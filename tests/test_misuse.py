@@ -6,6 +6,7 @@ again, user policies that return the wrong thing, and messages that name what
 the user wrote rather than fedplugin's internals.
 """
 
+import re
 import threading
 import warnings
 
@@ -159,3 +160,29 @@ def test_register_and_grid_refuse_bad_values():
         fedplugin.register(None, FederatedModelPlugin(SGDClassifier()))
     with pytest.raises(ValueError, match="C == -1, must be > 0"):
         passive_aggressive_grid([0.1, -1])
+
+
+#: Entry points that raise a fedplugin warning at different depths: (call, what the warning says).
+WARNED_BY = {
+    "Coordinator.fit": (lambda coord, X, y: coord.fit(X, y), "X does not have valid feature names"),
+    "Coordinator.fit_stream": (lambda coord, X, y: coord.fit_stream([(X, y)]), "X does not have valid feature names"),
+    "Coordinator.predict": (lambda coord, X, y: coord.predict(X), "X does not have valid feature names"),
+    "FederatedEstimator.fit": (  # raised in Coordinator(), inside federated_session's with
+        lambda coord, X, y: FederatedEstimator(GaussianNB(), aggregator=fedplugin.Mean(), client=coord.client).fit(X, y),
+        r"aggregator=Mean\(\) is ignored",
+    ),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(WARNED_BY))
+def test_warnings_point_at_the_users_line_not_into_fedplugin(client, unique_name, entry):
+    """Each warning's ``filename`` is the caller's (this file), whatever the depth it is raised at."""
+    import pandas as pd
+
+    X, y = make_classification(n_samples=40, n_features=3, n_informative=2, n_redundant=0, random_state=0)
+    call, message = WARNED_BY[entry]
+    with fedplugin.federated_session(client, SGDClassifier(random_state=0), classes=[0, 1], name=unique_name, block_size=20, progress=False) as coord:
+        coord.fit(pd.DataFrame(X, columns=["a", "b", "c"]), y)
+        with pytest.warns(UserWarning, match=message) as caught:
+            call(coord, X, y)
+    assert {w.filename for w in caught if re.search(message, str(w.message))} == {__file__}

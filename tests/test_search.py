@@ -399,3 +399,40 @@ def test_scoring_failure_names_the_candidate(client, split):
     search = FederatedSearch(BASE, {"eta0": [1.0]}, client=client, scoring=broken, block_size=4000)
     with pytest.raises(ValueError, match="scoring=.*failed on candidate 0 .*boom"):
         search.fit(X, y, X_val, y_val)
+
+
+def test_feature_names_as_grid_search_cv_has_them(client, unique_name):
+    """Fitted on a DataFrame with string column names, the search and its best estimator have
+    ``feature_names_in_`` and refuse other names or order, as ``GridSearchCV`` does."""
+    import warnings
+
+    from sklearn.model_selection import GridSearchCV
+
+    from fedplugin import EveryNBatches
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    y = (X["a"] > 0).to_numpy(dtype=int)
+    grid = {"alpha": [1e-4, 1e-2]}
+
+    def search():
+        return FederatedSearch(SGDClassifier(random_state=0), grid, client=client, name=unique_name, block_size=20, sync=EveryNBatches(2))
+
+    reference = GridSearchCV(SGDClassifier(random_state=0), grid, cv=2)
+    for fitted in (search().fit(X, y), reference.fit(X, y)):
+        assert fitted.feature_names_in_.tolist() == fitted.best_estimator_.feature_names_in_.tolist() == ["a", "b", "c"]
+        assert fitted.n_features_in_ == 3
+        for other in (X[["b", "a", "c"]], X.set_axis(["a", "b", "z"], axis=1)):
+            for call in (lambda: fitted.predict(other), lambda: fitted.score(other, y)):
+                with pytest.raises(ValueError, match="feature names"):
+                    call()
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            fitted.predict(X.to_numpy())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same names: no warning
+            assert fitted.score(X, y) == fitted.best_estimator_.score(X, y)
+    with pytest.raises(ValueError, match=r"X_val has the model's feature names in another order, \['b', 'a', 'c'\]"):
+        search().fit(X, y, X[["b", "a", "c"]], y)  # refused before any training
+    plain = search().fit(X.to_numpy(), y)
+    assert plain.n_features_in_ == 3 and not hasattr(plain, "feature_names_in_")
+    assert not hasattr(plain.best_estimator_, "feature_names_in_") and not hasattr(search(), "n_features_in_")
