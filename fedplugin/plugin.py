@@ -263,10 +263,10 @@ class FederatedModelPlugin(WorkerPlugin):
         self.samples_since_sync = 0
 
     async def catch_up(self, base: int) -> None:
-        """A worker more than one version behind round ``base`` (it joined, or missed a push) fetches the model."""
+        """A worker more than one version behind round ``base`` (it joined, or missed a push) fetches a newer stored model."""
         version = self.rounds.version
         if version is None or version < base - 1:
-            model = await store.worker_fetch(self.worker, self.name)
+            model = await store.worker_fetch(self.worker, self.name, newer_than=version)
             if model is not None:
                 self.receive(model)
 

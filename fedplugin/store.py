@@ -162,8 +162,23 @@ class ModelStore(SchedulerPlugin):
         """The addresses of the cluster's workers, sorted (a small answer, unlike ``identity``)."""
         return sorted(self.scheduler.workers)
 
-    def get(self, name: str) -> bytes | None:
-        """Return the newest model stored under ``name`` as bytes, or ``None``."""
+    def get(self, name: str, newer_than: int | None = None) -> bytes | None:
+        """Return the newest model stored under ``name`` as bytes, or ``None``.
+
+        With ``newer_than``, only a version above it is returned: a worker
+        that holds version ``v`` asks for ``newer_than=v`` and gets nothing
+        (not the same megabytes again) when the store has nothing newer.
+
+        Examples
+        --------
+        >>> models = ModelStore()
+        >>> models.put("m", 3, b"model 3")
+        3
+        >>> models.get("m"), models.get("m", newer_than=2), models.get("m", newer_than=3)
+        (b'model 3', b'model 3', None)
+        """
+        if newer_than is not None and self.versions.get(name, -1) <= newer_than:
+            return None
         return self.models.get(name)
 
     def put(self, name: str, version: int, payload: bytes, force: bool = False) -> int:
@@ -299,9 +314,14 @@ def restore(client: Client, name: str) -> int:
 
 
 # ---------------------------------------------------------------- from a worker
-async def worker_fetch(worker: Any, name: str) -> GlobalModel | None:
-    """From a worker's event loop: the newest stored model of ``name``, or ``None``."""
-    payload = await getattr(worker.scheduler, _GET)(name=name)
+async def worker_fetch(worker: Any, name: str, newer_than: int | None = None) -> GlobalModel | None:
+    """From a worker's event loop: the newest stored model of ``name``, or ``None``.
+
+    ``newer_than``: ``None`` as well when the stored version is not above it
+    (see :meth:`ModelStore.get`).
+    """
+    only_newer = {} if newer_than is None else {"newer_than": newer_than}
+    payload = await getattr(worker.scheduler, _GET)(name=name, **only_newer)
     return None if payload is None else GlobalModel.from_bytes(payload)
 
 

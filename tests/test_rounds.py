@@ -1,5 +1,7 @@
 """The round engine of issue 9: the pure combine step, merges, overlap, and what crosses the client."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.cluster import MiniBatchKMeans
@@ -323,3 +325,49 @@ def test_workers_per_round_is_checked(shared_client, unique_name):
     with pytest.raises(ValueError, match=r"workers_per_round=0 is neither a fraction in \(0, 1\] nor a number of workers"):
         with federated_session(shared_client, SGDClassifier(), classes=[0, 1], name=unique_name, workers_per_round=0):
             pass
+
+
+def _count_store_reads(dask_scheduler=None):
+    """Wrap the store's read handler on the scheduler: record the bytes of every model it sends."""
+    read = dask_scheduler.handlers[store._GET]
+    served = []
+
+    def counting(name, **only_newer):
+        payload = read(name=name, **only_newer)
+        served.append(0 if payload is None else len(payload))
+        return payload
+
+    counting.served, counting.read = served, read
+    dask_scheduler.handlers[store._GET] = counting
+
+
+def _stop_counting(dask_scheduler=None):
+    counting = dask_scheduler.handlers[store._GET]
+    dask_scheduler.handlers[store._GET] = counting.read
+    return counting.served
+
+
+async def _catch_up(name, base, dask_worker=None):
+    plugin = dask_worker.plugins[name]
+    await plugin.catch_up(base)
+    return plugin.rounds.version
+
+
+def test_a_worker_behind_receives_the_stored_model_only_if_it_is_newer(shared_client, unique_name):
+    # With overlap a round's task often reaches a worker before the model it builds on is
+    # combined: the store holds nothing newer then, and must not send the same model again.
+    X, y = make_classification(n_samples=400, n_features=5, random_state=0)
+    with federated_session(shared_client, SGDClassifier(random_state=0), classes=[0, 1], name=unique_name,
+                           check_workers=False, sync=EveryNBatches(2), block_size=100, progress=False) as coord:
+        coord.fit(X, y)
+        version = coord.version
+        shared_client.run_on_scheduler(_count_store_reads)
+        try:
+            behind = shared_client.run(_catch_up, unique_name, version + 2)
+            newer = replace(store.fetch(shared_client, unique_name), version=version + 1)
+            store.put(shared_client, newer, unique_name)
+            caught_up = shared_client.run(_catch_up, unique_name, version + 2)
+        finally:
+            served = shared_client.run_on_scheduler(_stop_counting)
+    assert set(behind.values()) == {version} and set(caught_up.values()) == {version + 1}
+    assert served[:2] == [0, 0] and len(served) == 4 and min(served[2:]) > 0
