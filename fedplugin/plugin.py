@@ -37,12 +37,10 @@ from typing import Any
 import numpy as np
 from distributed.utils import sync
 from distributed.diagnostics.plugin import WorkerPlugin
-from distributed.protocol import to_serialize
 from sklearn.base import BaseEstimator
 
-from . import store
+from . import store, worker_handlers
 from .adapters import adapter_for, fresh_copy
-from .exchange import forward, reduce_here, unwrap
 from .round_state import RoundState
 from .rows import as_float, as_rows
 from .local_training import TaskReport, train_blocks
@@ -135,9 +133,7 @@ class FederatedModelPlugin(WorkerPlugin):
         self.stop_tokens: deque[str] = deque(maxlen=TOKENS_KEPT)
         self.abort_tokens: deque[str] = deque(maxlen=TOKENS_KEPT)
         self.restored_at: float | None = None
-        worker.handlers["fedplugin_handover"] = _dispatch(worker, _handover, "fedplugin_handover")
-        worker.handlers["fedplugin_forward"] = _forwarder(worker)
-        worker.handlers["fedplugin_reduce"] = _dispatch(worker, _reduce, "fedplugin_reduce")
+        worker_handlers.install(worker)
         # The store usually exists already (the Coordinator registers it); making
         # sure here keeps setup independent of who came first.
         await store.worker_ensure_store(worker)
@@ -367,34 +363,3 @@ class FederatedModelPlugin(WorkerPlugin):
             if report.handed_over:
                 self._hand_over(base, report.samples)
             return report
-
-
-def _dispatch(worker: Any, handler: Any, op: str) -> Any:
-    """A worker RPC handler that finds the named plugin and calls ``handler(plugin, ...)``."""
-
-    def call(name: str, **kwargs: Any) -> Any:
-        plugin = worker.plugins.get(name)
-        if plugin is None or not isinstance(plugin, FederatedModelPlugin):
-            raise ValueError(f"worker {worker.address} has no fedplugin plugin named {name!r}")
-        return handler(plugin, **kwargs)
-
-    call.__name__ = op  # distributed logs handlers by name
-    return call
-
-
-def _forwarder(worker: Any) -> Any:
-    async def fedplugin_forward(name: str, model: GlobalModel, targets: list[str]) -> int:
-        return await forward(worker, name, model, targets)
-
-    return fedplugin_forward
-
-
-def _reduce(plugin: FederatedModelPlugin, job: Any, members: list[str]) -> Any:
-    return reduce_here(plugin.worker, job, members)  # a coroutine: distributed awaits it
-
-
-def _handover(plugin: FederatedModelPlugin, base: int, current: bool = False, codec: Any = None) -> Any:
-    update = plugin.update_for(base, current, unwrap(codec))
-    # to_serialize: the arrays travel as zero-copy frames, not inside a pickle
-    return None if update is None else to_serialize(update)
-

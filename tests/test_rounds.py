@@ -14,6 +14,7 @@ from fedplugin.adapters import adapter_for
 from fedplugin.rounds import Update, next_global
 from fedplugin.session import federated_session
 from fedplugin.store import GlobalModel
+from on_workers import catch_up, count_store_reads, stop_counting
 
 
 def linear(version=3, coef=(0.0, 0.0), intercept=0.0):
@@ -327,32 +328,6 @@ def test_workers_per_round_is_checked(shared_client, unique_name):
             pass
 
 
-def _count_store_reads(dask_scheduler=None):
-    """Wrap the store's read handler on the scheduler: record the bytes of every model it sends."""
-    read = dask_scheduler.handlers[store._GET]
-    served = []
-
-    def counting(name, **only_newer):
-        payload = read(name=name, **only_newer)
-        served.append(0 if payload is None else len(payload))
-        return payload
-
-    counting.served, counting.read = served, read
-    dask_scheduler.handlers[store._GET] = counting
-
-
-def _stop_counting(dask_scheduler=None):
-    counting = dask_scheduler.handlers[store._GET]
-    dask_scheduler.handlers[store._GET] = counting.read
-    return counting.served
-
-
-async def _catch_up(name, base, dask_worker=None):
-    plugin = dask_worker.plugins[name]
-    await plugin.catch_up(base)
-    return plugin.rounds.version
-
-
 def test_a_worker_behind_receives_the_stored_model_only_if_it_is_newer(shared_client, unique_name):
     # With overlap a round's task often reaches a worker before the model it builds on is
     # combined: the store holds nothing newer then, and must not send the same model again.
@@ -361,13 +336,13 @@ def test_a_worker_behind_receives_the_stored_model_only_if_it_is_newer(shared_cl
                            check_workers=False, sync=EveryNBatches(2), block_size=100, progress=False) as coord:
         coord.fit(X, y)
         version = coord.version
-        shared_client.run_on_scheduler(_count_store_reads)
+        shared_client.run_on_scheduler(count_store_reads)
         try:
-            behind = shared_client.run(_catch_up, unique_name, version + 2)
+            behind = shared_client.run(catch_up, unique_name, version + 2)
             newer = replace(store.fetch(shared_client, unique_name), version=version + 1)
             store.put(shared_client, newer, unique_name)
-            caught_up = shared_client.run(_catch_up, unique_name, version + 2)
+            caught_up = shared_client.run(catch_up, unique_name, version + 2)
         finally:
-            served = shared_client.run_on_scheduler(_stop_counting)
+            served = shared_client.run_on_scheduler(stop_counting)
     assert set(behind.values()) == {version} and set(caught_up.values()) == {version + 1}
     assert served[:2] == [0, 0] and len(served) == 4 and min(served[2:]) > 0
