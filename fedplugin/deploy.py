@@ -21,6 +21,7 @@ from typing import Any
 from distributed import Client
 from distributed.protocol.pickle import dumps, loads
 
+from .settings import check_client
 from .wording import count
 
 
@@ -82,8 +83,7 @@ def register(client: Client, plugin: Any, *, timeout: float = 30.0) -> dict[str,
     >>> from fedplugin import FederatedModelPlugin, register   # doctest: +SKIP
     >>> register(client, FederatedModelPlugin(SGDClassifier(), classes=[0, 1]))  # doctest: +SKIP
     """
-    if not isinstance(client, Client):
-        raise TypeError(f"client={client!r} is not a distributed.Client")
+    check_client(client)
     name = getattr(plugin, "name", None) or type(plugin).__name__
     try:
         client.wait_for_workers(1, timeout=timeout)

@@ -32,6 +32,7 @@ from . import store
 from .coordinator import Coordinator
 from .deploy import register
 from .plugin import FederatedModelPlugin
+from .settings import check_client
 
 
 def client_or_default(client: Client | None, owner: str) -> Client:
@@ -46,9 +47,7 @@ def client_or_default(client: Client | None, owner: str) -> Client:
                 f"{owner} needs a Dask cluster: pass client=Client(...) or create a "
                 "Client first (it becomes the default)"
             ) from exc
-    if not isinstance(client, Client):
-        raise TypeError(f"client={client!r} is not a distributed.Client")
-    return client
+    return check_client(client)
 
 
 @contextmanager

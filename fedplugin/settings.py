@@ -36,12 +36,36 @@ from .checks import check_number
 from .stragglers import Quorum, as_stragglers
 
 
+def check_client(client: Any) -> Client:
+    """``client`` if it is a synchronous ``distributed.Client``; a clear ``TypeError`` otherwise.
+
+    fedplugin drives the cluster with blocking calls, which an asynchronous
+    client (``Client(..., asynchronous=True)``, used on its event loop) turns
+    into coroutines that nobody awaits.
+
+    Examples
+    --------
+    >>> check_client("tcp://127.0.0.1:8786")
+    Traceback (most recent call last):
+    ...
+    TypeError: client='tcp://127.0.0.1:8786' is not a distributed.Client; expected Client(address) or Client(cluster)
+    """
+    if not isinstance(client, Client):
+        raise TypeError(f"client={client!r} is not a distributed.Client; expected Client(address) or Client(cluster)")
+    if client.asynchronous:
+        raise TypeError(
+            f"client={client!r} is asynchronous, and fedplugin makes blocking calls; expected a synchronous "
+            "Client(address). From async code, make one and call fit in a thread: "
+            "await asyncio.to_thread(coord.fit, X, y)"
+        )
+    return client
+
+
 def check_arguments(
     client: Any, block_size: Any, max_task_blocks: Any, overlap: Any, stragglers: Any, worker_timeout: Any
 ) -> Quorum | None:
     """Check the arguments that need no cluster, before any state is set; return ``stragglers`` checked."""
-    if not isinstance(client, Client):
-        raise TypeError(f"client={client!r} is not a distributed.Client")
+    check_client(client)
     check_number(block_size, "block_size", Integral, min_val=1)
     check_number(max_task_blocks, "max_task_blocks", Integral, min_val=1)
     check_number(worker_timeout, "worker_timeout", Real, min_val=0, include_boundaries="neither")
@@ -69,4 +93,4 @@ def check_validation_data(value: Any) -> tuple[Any, Any] | None:
     return value[0], value[1]
 
 
-__all__ = ["check_arguments", "check_path", "check_validation_data"]
+__all__ = ["check_arguments", "check_client", "check_path", "check_validation_data"]

@@ -155,6 +155,28 @@ def test_federated_estimator_names_no_internal_plugin_name(client, data):
     assert "fedplugin-session" not in str(info.value)
 
 
+def test_an_asynchronous_client_is_refused_clearly(client):
+    import asyncio
+
+    from distributed import Client
+
+    async def with_async_client():
+        async with Client(client.scheduler.address, asynchronous=True, set_as_default=False) as aclient:
+            refused = []
+            for call in (
+                lambda: Coordinator(aclient, FederatedModelPlugin(SGDClassifier(), classes=[0, 1], name="a")),
+                lambda: fedplugin.register(aclient, FederatedModelPlugin(SGDClassifier(), classes=[0, 1])),
+                lambda: FederatedEstimator(SGDClassifier(), client=aclient).fit([[0.0], [1.0]], [0, 1]),
+            ):
+                with pytest.raises(TypeError, match=r"is asynchronous, and fedplugin makes blocking calls.*asyncio.to_thread") as info:
+                    call()
+                refused.append(type(info.value))
+            return refused
+
+    # The error came with an AttributeError from deep inside before ("'coroutine' object has no attribute 'items'").
+    assert asyncio.run(with_async_client()) == [TypeError] * 3
+
+
 def test_register_and_grid_refuse_bad_values():
     with pytest.raises(TypeError, match="client=None is not a distributed.Client"):
         fedplugin.register(None, FederatedModelPlugin(SGDClassifier()))
