@@ -8,7 +8,8 @@
   each worker's time inside training tasks against the wall time, the gaps
   between rounds and the time spent waiting for the slower worker;
 * :func:`synchronize_cost`: ``Coordinator.synchronize()`` on its own, the cost
-  of one round's gather, aggregate and publish without any training.
+  of one round's gather, aggregate and publish without any training;
+* :func:`cpu_used`: the CPU a block of code used, here and in the workers.
 
 Also helpers to find where the persisted blocks live.
 """
@@ -20,6 +21,8 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import cloudpickle
@@ -229,3 +232,17 @@ def _seconds(call: Any) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
+
+
+@contextmanager
+def cpu_used(client: Client) -> Iterator[dict[str, float]]:
+    """CPU seconds used inside the ``with`` block, filled in at its end.
+
+    ``"here"``: this process (the client, and a ``LocalCluster``'s scheduler
+    in its event loop); ``"workers"``: all the workers together.
+    """
+    used: dict[str, float] = {}
+    workers, here = client.run(time.process_time), time.process_time()
+    yield used
+    used["here"] = time.process_time() - here
+    used["workers"] = sum(now - workers[w] for w, now in client.run(time.process_time).items())

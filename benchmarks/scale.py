@@ -46,6 +46,9 @@ from fedplugin.reduction import groups_of
 from fedplugin.wording import plural
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # breakdown, also when imported from elsewhere
+
+import breakdown  # noqa: E402
 BLOCK_ROWS = 64
 MODELS = {"small": (100, 2), "large": (10_000, 100)}
 OVERLAPS = {"True": True, "auto": "auto", "False": False}
@@ -122,13 +125,10 @@ def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, over
     estimator = SGDClassifier(random_state=0)
     options = dict(sync=EveryNBatches(n_workers), overlap=overlap, progress=False)
     with federated_session(client, estimator, classes=list(range(n_classes)), check_workers=False, **options) as coord:
-        workers_cpu = client.run(time.process_time)
-        cpu = time.process_time()
-        start = time.perf_counter()
-        coord.fit(X, y)
-        seconds = time.perf_counter() - start
-        cpu = time.process_time() - cpu
-        workers_cpu = sum(now - workers_cpu[w] for w, now in client.run(time.process_time).items())
+        with breakdown.cpu_used(client) as cpu:
+            start = time.perf_counter()
+            coord.fit(X, y)
+            seconds = time.perf_counter() - start
         history = coord.history
         # Time spent training blocks, as each worker's plugin counts it (a
         # task that waits for a round's model is not training).
@@ -149,8 +149,8 @@ def measure(client: Client, X: Any, y: Any, n_workers: int, n_classes: int, over
         "samples": sum(r.samples for r in history),
         # CPU per round: this process (the client, and LocalCluster's scheduler in its
         # event loop) and all the workers together (training included).
-        "client_cpu_ms_per_round": 1000 * cpu / rounds,
-        "workers_cpu_ms_per_round": 1000 * workers_cpu / rounds,
+        "client_cpu_ms_per_round": 1000 * cpu["here"] / rounds,
+        "workers_cpu_ms_per_round": 1000 * cpu["workers"] / rounds,
     }
 
 

@@ -35,6 +35,9 @@ from distributed import Client, LocalCluster
 from sklearn.linear_model import SGDClassifier
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # breakdown, also when imported from elsewhere
+
+import breakdown  # noqa: E402
 N_ROWS, N_FEATURES = 200_000, 10
 GOALS = {"EveryNBatches(4)": 1.2, "EveryNBatches(40)": 1.4}
 
@@ -71,13 +74,10 @@ def run_stream(client: Client, X: np.ndarray, y: np.ndarray, size: int, sync: An
 
     options = dict(sync=sync, overlap=overlap, block_size=block_size, progress=False)
     with federated_session(client, SGDClassifier(random_state=0), classes=[0, 1], check_workers=False, **options) as coord:
-        workers_cpu = client.run(time.process_time)
-        cpu = time.process_time()
-        start = time.perf_counter()
-        coord.fit_stream(batches(X, y, size))
-        seconds = time.perf_counter() - start
-        cpu = time.process_time() - cpu
-        workers_cpu = sum(now - workers_cpu[w] for w, now in client.run(time.process_time).items())
+        with breakdown.cpu_used(client) as cpu:
+            start = time.perf_counter()
+            coord.fit_stream(batches(X, y, size))
+            seconds = time.perf_counter() - start
         history = coord.history
         assert sum(r.samples for r in history) == len(y), "every sample exactly once"
         return {
@@ -85,10 +85,9 @@ def run_stream(client: Client, X: np.ndarray, y: np.ndarray, size: int, sync: An
             "accuracy": float(coord.score(*test)),
             "rounds": len(history),
             "client_bytes_per_round": statistics.median(r.client_bytes for r in history),
-            # CPU seconds during the fit: this process (the client, and LocalCluster's scheduler
-            # in its event loop) and the two workers together (training, handing over, combining).
-            "client_and_scheduler_cpu_s": cpu,
-            "workers_cpu_s": workers_cpu,
+            # CPU seconds during the fit (see breakdown.cpu_used): training, handing over, combining.
+            "client_and_scheduler_cpu_s": cpu["here"],
+            "workers_cpu_s": cpu["workers"],
         }
 
 

@@ -320,6 +320,8 @@ async def worker_fetch(worker: Any, name: str, newer_than: int | None = None) ->
     ``newer_than``: ``None`` as well when the stored version is not above it
     (see :meth:`ModelStore.get`).
     """
+    # Sent only when asked for: a store that an older fedplugin registered (it is
+    # idempotent, so it stays) answers the plain request.
     only_newer = {} if newer_than is None else {"newer_than": newer_than}
     payload = await getattr(worker.scheduler, _GET)(name=name, **only_newer)
     return None if payload is None else GlobalModel.from_bytes(payload)
